@@ -1,0 +1,1 @@
+"""HTTP: the REST API (v1) and the operational endpoints."""

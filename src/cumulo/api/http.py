@@ -1,0 +1,133 @@
+"""What every HTTP handler shares: JSON responses, error translation, auth, bounded body
+reads, and the JSON shapes of functions and invocations."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cumulo.errors import CumuloError, MalformedJSON, PayloadTooLarge, Unauthorized
+from cumulo.models import Function, Invocation, Namespace
+
+log = logging.getLogger(__name__)
+
+#: Bodies of management calls (create function with a base64 zip) may be this large.
+MAX_MANAGEMENT_BODY_BYTES = 72 * 1024 * 1024
+
+
+class OrjsonResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return OrjsonResponse(content, status_code=status_code, headers=headers)
+
+
+def error_response(exc: CumuloError) -> Response:
+    headers = {}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after + 0.499)))
+    return json_response(exc.to_dict(), exc.http_status, headers)
+
+
+def check_token(request: Request, token: str) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise Unauthorized(
+            "missing token: send 'Authorization: Bearer <token>' (the admin token is in "
+            "<data-dir>/admin.token)"
+        )
+    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise Unauthorized("invalid token")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) anything over ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; at most {limit} are allowed")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = MAX_MANAGEMENT_BODY_BYTES) -> Any:
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"the request body is not valid JSON: {exc}") from exc
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def namespace_json(ns: Namespace) -> dict[str, Any]:
+    return {"name": ns.name, "description": ns.description, "created_at": iso(ns.created_at)}
+
+
+def function_json(fn: Function) -> dict[str, Any]:
+    return {
+        "name": fn.name,
+        "namespace": fn.namespace,
+        "handler": fn.handler,
+        "code_sha256": fn.code_sha256,
+        "code_size_bytes": fn.code_size_bytes,
+        "timeout_s": fn.timeout_s,
+        "memory_mb": fn.memory_mb,
+        "environment": dict(fn.environment),
+        "async_run": fn.async_run,
+        "max_qps": fn.max_qps,
+        "max_concurrency": fn.max_concurrency,
+        "retry_attempts": fn.retry_attempts,
+        "max_event_age_s": fn.max_event_age_s,
+        "description": fn.description,
+        "revision": fn.revision,
+        "created_at": iso(fn.created_at),
+        "updated_at": iso(fn.updated_at),
+    }
+
+
+def invocation_json(inv: Invocation) -> dict[str, Any]:
+    return {
+        "request_id": inv.request_id,
+        "namespace": inv.namespace,
+        "function": inv.function_name,
+        "type": inv.type.value,
+        "async_run": inv.async_run,
+        "status": inv.status.value,
+        "scf_status": inv.status.scf_name,
+        "result": orjson.Fragment(inv.result) if inv.result is not None else None,
+        "error": dict(inv.error) if inv.error is not None else None,
+        "attempt": inv.attempt,
+        "max_attempts": inv.max_attempts,
+        "dead_lettered": inv.dead_lettered,
+        "created_at": iso(inv.created_at),
+        "started_at": iso(inv.started_at),
+        "finished_at": iso(inv.finished_at),
+        "duration_ms": inv.duration_ms,
+        "billed_duration_ms": inv.billed_duration_ms,
+        "peak_memory_mb": inv.peak_memory_mb,
+        "idempotency_key": inv.idempotency_key,
+    }

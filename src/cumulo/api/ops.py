@@ -1,0 +1,115 @@
+"""Operational endpoints: health, Prometheus metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cumulo import __version__
+from cumulo.api.http import json_response
+
+if TYPE_CHECKING:
+    from cumulo.app import Cumulo
+
+
+async def healthz(request: Request) -> Response:
+    core: Cumulo = request.app.state.cumulo
+    return json_response({"status": "ok", "node_id": core.settings.node_id, "version": __version__})
+
+
+async def metrics(request: Request) -> Response:
+    core: Cumulo = request.app.state.cumulo
+    if not core.settings.metrics_public:
+        core.authorize(request)
+    body = core.metrics.render(await core.store.count_by_status(), core.pool.stats())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document())
+
+
+_OPERATIONS: list[tuple[str, str, str, str]] = [
+    ("get", "/healthz", "health", "Liveness; no token needed"),
+    ("get", "/metrics", "metrics", "Prometheus metrics"),
+    ("get", "/v1/namespaces", "listNamespaces", "List namespaces"),
+    ("post", "/v1/namespaces", "createNamespace", "Create a namespace"),
+    ("delete", "/v1/namespaces/{ns}", "deleteNamespace", "Delete an empty namespace"),
+    ("get", "/v1/namespaces/{ns}/functions", "listFunctions", "List functions"),
+    ("post", "/v1/namespaces/{ns}/functions", "createFunction", "Create a function (201)"),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}", "getFunction", "Read a function"),
+    ("patch", "/v1/namespaces/{ns}/functions/{fn}", "updateFunction",
+     "Change configuration; async_run can never change (409)"),
+    ("delete", "/v1/namespaces/{ns}/functions/{fn}", "deleteFunction", "Delete a function"),
+    ("put", "/v1/namespaces/{ns}/functions/{fn}/code", "putCode", "Replace the code"),
+    ("post", "/v1/namespaces/{ns}/functions/{fn}/invocations", "invoke",
+     "Invoke: ?type=sync|async; body = event; header Idempotency-Key"),
+    ("get", "/v1/namespaces/{ns}/invocations", "listInvocations",
+     "List invocations, newest first: ?function=&status=&since=&until=&limit=&cursor="),
+    ("get", "/v1/namespaces/{ns}/invocations/{id}", "getInvocation", "Read an invocation"),
+    ("post", "/v1/namespaces/{ns}/invocations/{id}/terminate", "terminate",
+     'Terminate: {"grace": bool}'),
+    ("get", "/v1/namespaces/{ns}/invocations/{id}/logs", "logs",
+     "Logs as JSON lines; ?follow=1 for SSE (Last-Event-ID resumes)"),
+]  # fmt: skip
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, op_id, summary in _OPERATIONS:
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("ns", "fn", "id")
+            if "{" + name + "}" in path
+        ]
+        op: dict[str, Any] = {
+            "operationId": op_id,
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "default": {
+                    "description": "Error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        if path != "/healthz":
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "cumulo", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                            "required": ["code", "message"],
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

@@ -1,0 +1,256 @@
+"""Builds everything from one ``Settings`` and wires it: store, bus, pool, engine, HTTP.
+No globals: the one ``Cumulo`` object lives on the Starlette app's state."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cumulo.api import functions as function_routes
+from cumulo.api import invocations as invocation_routes
+from cumulo.api import ops as ops_routes
+from cumulo.api.http import check_token, error_response
+from cumulo.bus.base import Bus
+from cumulo.bus.local import LocalBus
+from cumulo.engine.admission import Admission, GroupCommit
+from cumulo.engine.dispatcher import Dispatcher
+from cumulo.engine.functions import Functions
+from cumulo.engine.limits import QpsLimiter
+from cumulo.engine.logs import LogCollector
+from cumulo.engine.recovery import Recovery
+from cumulo.errors import CumuloError, NotFound
+from cumulo.metrics import Metrics
+from cumulo.models import Function, Invocation, Status, TerminateMode
+from cumulo.runtime.codecache import CodeCache
+from cumulo.runtime.pool import ProcessPool
+from cumulo.settings import Settings
+from cumulo.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+class Cumulo:
+    """The node: every component, built from settings, started and stopped together."""
+
+    def __init__(self, settings: Settings, token: str) -> None:
+        self.settings = settings
+        self._token = token
+        self.store = SqlStore(settings.resolved_store_url)
+        self.bus: Bus = make_bus(settings.bus_url)
+        self.metrics = Metrics()
+        self.pool = ProcessPool(
+            work_dir=settings.data_dir / "instances",
+            max_instances=settings.max_instances,
+            instance_idle_s=settings.instance_idle_s,
+        )
+        self.codes = CodeCache(settings.data_dir / "code", self.store.load_code)
+        self.functions = Functions(self.store, settings)
+        self.logs = LogCollector(
+            self.store,
+            self.bus,
+            flush_interval_s=settings.log_flush_interval_s,
+            cap_bytes=settings.max_log_bytes_per_invocation,
+        )
+        self.dispatcher = Dispatcher(
+            settings=settings,
+            store=self.store,
+            bus=self.bus,
+            pool=self.pool,
+            functions=self.functions,
+            codes=self.codes,
+            logs=self.logs,
+            metrics=self.metrics,
+        )
+        self.commits = GroupCommit(self.store)
+        self.admission = Admission(
+            settings=settings,
+            functions=self.functions,
+            limiter=QpsLimiter(),
+            commits=self.commits,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+        )
+        self.recovery = Recovery(self.store, self.logs, settings)
+        self.functions.on_change(self._function_changed)
+        self._lock: IO[str] | None = None
+
+    def authorize(self, request: Request) -> None:
+        check_token(request, self._token)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.store_url is None:
+            self._lock = lock_data_dir(self.settings.data_dir)
+        await self.store.open()
+        self.logs.start()
+        settled = await self.recovery.recover_once(at_start=True)
+        if settled:
+            log.warning("settled %d invocations lost by the previous run", len(settled))
+        self.commits.start()
+        await self.dispatcher.start()
+        self.recovery.start()
+        if self.settings.examples_dir is not None:
+            await self.deploy_examples(self.settings.examples_dir)
+
+    async def stop(self) -> None:
+        await self.recovery.stop()
+        await self.dispatcher.stop()
+        await self.commits.stop()
+        await self.pool.close()
+        await self.logs.close()
+        await self.bus.close()
+        await self.store.close()
+        if self._lock is not None:
+            self._lock.close()
+
+    async def terminate(self, namespace: str, request_id: str, mode: TerminateMode) -> Invocation:
+        inv = await self.store.request_terminate(namespace, request_id, mode, time.time())
+        if inv.status is Status.RUNNING:
+            await self.dispatcher.terminate(inv, mode)
+        elif inv.status is Status.TERMINATED and inv.started_at is None:
+            writer = self.logs.open(request_id)
+            writer.platform("terminated by request before it started")
+            await writer.flushed()
+            self.logs.forget(request_id)
+            await self.bus.publish(
+                f"invocation.{request_id}", b'{"kind":"status","status":"terminated"}'
+            )
+        return inv
+
+    async def deploy_examples(self, folder: Path) -> None:
+        from cumulo.bundle import load_function_dir
+
+        # A handful of small local folders, read once at start.
+        folders = sorted(p for p in folder.iterdir() if (p / "cumulo.json").is_file())  # noqa: ASYNC240
+        for path in folders:
+            config, zip_bytes = load_function_dir(path)
+            name = str(config["name"])
+            body = {**config, "code": {"zip_base64": _b64(zip_bytes)}}
+            try:
+                await self.functions.get("default", name)
+            except NotFound:
+                fn = await self.functions.create("default", body)
+                self.dispatcher.know(fn)
+                log.info("deployed example %s", name)
+
+    async def _function_changed(self, fn: Function) -> None:
+        self.dispatcher.know(fn)
+        await self.pool.forget(fn.id)
+
+
+def make_bus(url: str) -> Bus:
+    if url.startswith("memory:"):
+        return LocalBus()
+    raise CumuloError(f"bus {url!r} is not supported; use memory://", code="InvalidParameter")
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """One server per embedded data dir: SQLite is not shared between nodes."""
+    handle = open(data_dir / "server.lock", "w")  # noqa: SIM115 - held for the server's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CumuloError(
+            f"another cumulo server is using {data_dir}; stop it or pick another --data-dir",
+            code="InternalError.DataDirLocked",
+        ) from None
+    return handle
+
+
+def load_or_create_token(settings: Settings) -> tuple[str, bool]:
+    """The admin token from ``<data-dir>/admin.token`` (mode 0600), made on first start."""
+    path = settings.token_path
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = "cum_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def create_app(settings: Settings, token: str | None = None) -> Starlette:
+    if token is None:
+        token, _ = load_or_create_token(settings)
+    core = Cumulo(settings, token)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await core.start()
+        try:
+            yield
+        finally:
+            await core.stop()
+
+    async def on_cumulo_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CumuloError)
+        return error_response(exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "ResourceNotFound.Route", 405: "UnsupportedOperation.Method"}.get(
+            exc.status_code, "InvalidRequest"
+        )
+        err = CumuloError(f"{request.method} {request.url.path}: {exc.detail}", code=code)
+        err.http_status = exc.status_code
+        return error_response(err)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(CumuloError("internal error; see the server log"))
+
+    app = Starlette(
+        routes=[*ops_routes.routes, *function_routes.routes, *invocation_routes.routes],
+        exception_handlers={
+            CumuloError: on_cumulo_error,
+            HTTPException: on_http_error,
+            Exception: on_crash,
+        },
+        lifespan=lifespan,
+    )
+    app.state.cumulo = core
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run a node until interrupted (blocking). Prints the admin token on first start."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    token, created = load_or_create_token(settings)
+    if created:
+        print(f"cumulo: admin token (saved in {settings.token_path}): {token}", flush=True)
+    app = create_app(settings, token)
+    print(f"cumulo: listening on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,1 @@
+"""The bus carries what is live: log lines, status changes, terminate signals."""

@@ -1,0 +1,1 @@
+"""The engine: admission (validate, limit, commit), dispatch (claim, run, finish), recovery."""

@@ -1,0 +1,342 @@
+"""The dispatcher: claims queued invocations, runs them in the pool, writes their outcome.
+
+It owns the node's run slots: at most ``settings.max_instances`` runs at once on the node, and
+at most ``function.max_concurrency`` per function; what does not fit stays ``queued`` in the
+store. Claimed rows are leased to this node and the lease is renewed by a heartbeat; every
+terminal write is fenced on the lease, so a node that lost its lease cannot overwrite the
+outcome recovery wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import replace
+
+import orjson
+
+from cumulo.bus.base import Bus
+from cumulo.engine.functions import Functions
+from cumulo.engine.logs import LogCollector, LogWriter, subject
+from cumulo.engine.outcome import apply_outcome, retry_or_dead_letter
+from cumulo.errors import CumuloError, FunctionNotFound
+from cumulo.metrics import Metrics
+from cumulo.models import Function, Invocation, Status, TerminateMode
+from cumulo.runtime.base import Pool, RunOutcome, RunRequest
+from cumulo.runtime.codecache import CodeCache
+from cumulo.settings import Settings
+from cumulo.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        pool: Pool,
+        functions: Functions,
+        codes: CodeCache,
+        logs: LogCollector,
+        metrics: Metrics,
+    ) -> None:
+        self._s = settings
+        self._store = store
+        self._bus = bus
+        self._pool = pool
+        self._functions = functions
+        self._codes = codes
+        self._logs = logs
+        self._metrics = metrics
+        self._node = settings.node_id
+        self._wake = asyncio.Event()
+        self._slots_free = asyncio.Condition()
+        self._active = 0
+        self._per_function: Counter[str] = Counter()
+        self._limited: dict[str, int] = {}
+        self._leased: dict[str, Invocation] = {}
+        self._terminating: dict[str, TerminateMode] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        for ns in await self._store.list_namespaces():
+            for fn in await self._store.list_functions(ns.name):
+                self.know(fn)
+        sub = await self._bus.subscribe(f"terminate.{self._node}")
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="dispatcher-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="dispatcher-heartbeat"),
+            asyncio.create_task(self._terminate_loop(sub), name="dispatcher-terminate"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming; runs in progress are left to end (their leases lapse if we die)."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def know(self, fn: Function) -> None:
+        """Note a function's concurrency limit (called on create/change and when claimed)."""
+        if fn.max_concurrency:
+            self._limited[fn.id] = fn.max_concurrency
+        else:
+            self._limited.pop(fn.id, None)
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    # -- sync ---------------------------------------------------------------------------
+    async def run_sync(self, fn: Function, inv: Invocation) -> Invocation:
+        """Run a sync invocation now (waiting for a slot if the node or function is full) and
+        record its terminal row."""
+        self.know(fn)
+        async with self._slots_free:
+            await self._slots_free.wait_for(lambda: self._fits(fn.id))
+            self._take(fn.id)
+        try:
+            running = replace(inv, status=Status.RUNNING, started_at=time.time(), attempt=1)
+            self._leased[inv.request_id] = running
+            writer = self._logs.open(inv.request_id)
+            outcome = await self._run(fn, running, writer)
+            done = apply_outcome(running, outcome, now=time.time(), base_delay_s=0, max_delay_s=0)
+            await writer.flushed()
+            [stored] = await self._store.enqueue([done])
+            self._logs.forget(inv.request_id)
+            self._metrics.observe(done)
+            await self._publish_status(done)
+            return stored
+        finally:
+            self._leased.pop(inv.request_id, None)
+            await self._give(fn.id)
+
+    # -- async --------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._s.poll_interval_s)
+            self._wake.clear()
+            try:
+                while not self._stopping and await self._claim_round():
+                    pass
+            except CumuloError:
+                log.exception("claiming failed; retrying")
+                await asyncio.sleep(self._s.poll_interval_s)
+
+    async def _claim_round(self) -> bool:
+        """Claim what fits in the free slots and start it; True if anything was claimed."""
+        free = self._s.max_instances - self._active
+        if free <= 0:
+            return False
+        now = time.time()
+        claimed = await self._store.claim(
+            self._node, free, self._s.lease_s, now, exclude_function_ids=list(self._limited)
+        )
+        free -= len(claimed)
+        for fid, limit in list(self._limited.items()):
+            room = min(limit - self._per_function[fid], free)
+            if room <= 0:
+                continue
+            rows = await self._store.claim(
+                self._node, room, self._s.lease_s, now, only_function_ids=[fid]
+            )
+            free -= len(rows)
+            claimed.extend(rows)
+        for inv in claimed:
+            self._take(inv.function_id)
+            self._leased[inv.request_id] = inv
+            task = asyncio.create_task(self._execute(inv), name=f"run-{inv.request_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return bool(claimed)
+
+    async def _execute(self, inv: Invocation) -> None:
+        try:
+            await self._execute_leased(inv)
+        except Exception:
+            log.exception("run failed inside the platform", extra={"request_id": inv.request_id})
+        finally:
+            self._leased.pop(inv.request_id, None)
+            self._terminating.pop(inv.request_id, None)
+            await self._give(inv.function_id)
+
+    async def _execute_leased(self, inv: Invocation) -> None:
+        start_seq = 0
+        if inv.attempt > 1:
+            previous = await self._store.read_logs(inv.request_id)
+            start_seq = previous[-1].seq if previous else 0
+        writer = self._logs.open(inv.request_id, start_seq)
+        if inv.terminate_mode is not None:
+            # Terminated while it waited for a retry: it ends here, without running again.
+            await self._finish_without_run(
+                inv,
+                writer,
+                "Terminated",
+                "terminated by request before this attempt started",
+                status=Status.TERMINATED,
+            )
+            return
+        try:
+            fn = await self._functions.get_cached(inv.namespace, inv.function_name)
+            if fn.id != inv.function_id:
+                raise FunctionNotFound(f"function {inv.function_name} was deleted")
+        except FunctionNotFound as exc:
+            await self._finish_without_run(inv, writer, "FunctionNotFound", exc.message)
+            return
+        self.know(fn)
+        if inv.attempt > 1:
+            writer.platform(f"attempt {inv.attempt} of {inv.max_attempts}")
+        await self._publish_status(inv)
+        outcome = await self._run(fn, inv, writer)
+        done = apply_outcome(
+            inv,
+            outcome,
+            now=time.time(),
+            base_delay_s=self._s.retry_base_delay_s,
+            max_delay_s=self._s.retry_max_delay_s,
+        )
+        if done.status is Status.QUEUED:
+            writer.platform(
+                f"attempt {inv.attempt} ended {outcome.status.value}; retrying in "
+                f"{done.run_after - time.time():.1f} s"
+            )
+        elif done.dead_lettered:
+            writer.platform(f"no attempts left after {inv.attempt}: dead-lettered")
+        await writer.flushed()
+        await self._write(done)
+
+    async def _run(self, fn: Function, inv: Invocation, writer: LogWriter) -> RunOutcome:
+        code_dir = await self._codes.path(fn.code_sha256)
+        request = RunRequest(
+            function=fn,
+            code_dir=code_dir,
+            request_id=inv.request_id,
+            event=inv.event,
+            timeout_s=fn.timeout_s,
+        )
+        self._metrics.run_started()
+        run = asyncio.create_task(self._pool.run(request, writer))
+        await asyncio.sleep(0)
+        mode = self._terminating.get(inv.request_id)
+        if mode is not None:
+            # Terminated between claim and start: the pool now knows the run; end it.
+            await self._pool.terminate(inv.request_id, mode, self._s.graceful_terminate_s)
+        return await run
+
+    async def _finish_without_run(
+        self,
+        inv: Invocation,
+        writer: LogWriter,
+        error_type: str,
+        message: str,
+        status: Status = Status.FAILED,
+    ) -> None:
+        writer.platform(message)
+        await writer.flushed()
+        done = replace(
+            inv,
+            status=status,
+            error={"type": error_type, "message": message, "traceback": ""},
+            finished_at=time.time(),
+            duration_ms=0.0,
+            billed_duration_ms=0,
+        )
+        await self._write(done)
+
+    async def _write(self, done: Invocation) -> None:
+        written = await self._store.finish(done, self._node)
+        self._logs.forget(done.request_id)
+        if not written:
+            log.warning(
+                "outcome not written: lease lost",
+                extra={"request_id": done.request_id, "status": done.status.value},
+            )
+            return
+        if done.status.terminal:
+            self._metrics.observe(done)
+        await self._publish_status(done)
+        if done.status is Status.QUEUED:
+            self._wake_at(done.run_after)
+
+    def _wake_at(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(when - time.time(), 0), self._wake.set)
+
+    async def _publish_status(self, inv: Invocation) -> None:
+        payload = orjson.dumps({"kind": "status", "status": inv.status.value})
+        try:
+            await self._bus.publish(subject(inv.request_id), payload)
+        except Exception:
+            log.exception("could not publish status", extra={"request_id": inv.request_id})
+
+    # -- terminate and leases -----------------------------------------------------------
+    async def terminate(self, inv: Invocation, mode: TerminateMode) -> None:
+        """Ask the node that runs ``inv`` to end it (this one or another, via the bus)."""
+        if inv.request_id in self._leased:
+            self._terminating[inv.request_id] = mode
+            await self._pool.terminate(inv.request_id, mode, self._s.graceful_terminate_s)
+            return
+        if inv.lease_owner and inv.lease_owner != self._node:
+            message = orjson.dumps({"request_id": inv.request_id, "mode": mode.value})
+            await self._bus.publish(f"terminate.{inv.lease_owner}", message)
+
+    async def _terminate_loop(self, sub: object) -> None:
+        async for raw in sub:  # type: ignore[attr-defined]
+            msg = orjson.loads(raw)
+            await self._pool.terminate(
+                msg["request_id"], TerminateMode(msg["mode"]), self._s.graceful_terminate_s
+            )
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._s.lease_s / 3
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            ids = [rid for rid, inv in self._leased.items() if inv.lease_owner == self._node]
+            if not ids:
+                continue
+            try:
+                kept = await self._store.heartbeat(self._node, ids, self._s.lease_s, time.time())
+            except CumuloError:
+                log.exception("lease heartbeat failed")
+                continue
+            for rid in set(ids) - kept:
+                # Lost: recovery elsewhere decided this run's fate, or it was terminated.
+                log.warning("lease lost; ending the run here", extra={"request_id": rid})
+                await self._pool.terminate(rid, TerminateMode.FORCE, 0)
+
+    # -- slots --------------------------------------------------------------------------
+    def _fits(self, function_id: str) -> bool:
+        if self._active >= self._s.max_instances:
+            return False
+        limit = self._limited.get(function_id)
+        return limit is None or self._per_function[function_id] < limit
+
+    def _take(self, function_id: str) -> None:
+        self._active += 1
+        self._per_function[function_id] += 1
+
+    async def _give(self, function_id: str) -> None:
+        self._active -= 1
+        self._per_function[function_id] -= 1
+        if self._per_function[function_id] <= 0:
+            del self._per_function[function_id]
+        async with self._slots_free:
+            self._slots_free.notify_all()
+        self._wake.set()
+
+
+__all__ = ["Dispatcher", "retry_or_dead_letter"]

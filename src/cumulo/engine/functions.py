@@ -1,0 +1,203 @@
+"""Functions: create, read, change, replace code, delete, with validation; and the cache the
+admission hot path reads them from."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from cumulo.engine import validation as v
+from cumulo.errors import AsyncRunLocked, InvalidParameter
+from cumulo.models import Function
+from cumulo.settings import Settings
+from cumulo.store.base import FunctionStore
+
+DEFAULT_HANDLER = "index.main_handler"
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_ASYNC_RUN_TIMEOUT_S = 86_400.0
+DEFAULT_MEMORY_MB = 128
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_MAX_EVENT_AGE_S = 6 * 3600.0
+
+CREATE_FIELDS = frozenset(
+    {
+        "name", "handler", "code", "timeout_s", "memory_mb", "environment", "async_run",
+        "max_qps", "max_concurrency", "retry_attempts", "max_event_age_s", "description",
+    }
+)  # fmt: skip
+PATCH_FIELDS = CREATE_FIELDS - {"name", "code"}
+
+#: Seconds a cached function may be stale when another node changed it.
+CACHE_TTL_S = 2.0
+
+#: Called after a function changed or went away (the runtime drops its instances).
+OnChange = Callable[[Function], Awaitable[None]]
+
+
+class Functions:
+    def __init__(self, store: FunctionStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._cache: dict[tuple[str, str], tuple[float, Function]] = {}
+        self._listeners: list[OnChange] = []
+
+    def on_change(self, listener: OnChange) -> None:
+        self._listeners.append(listener)
+
+    async def create(self, namespace: str, body: Mapping[str, Any]) -> Function:
+        _reject_unknown(body, CREATE_FIELDS)
+        name = v.check_name(body.get("name"))
+        async_run = body.get("async_run", False)
+        if not isinstance(async_run, bool):
+            raise InvalidParameter("async_run must be true or false", field="async_run")
+        if "code" not in body:
+            raise InvalidParameter(
+                'code is required: {"files": {"index.py": "..."}} or {"zip_base64": "..."}',
+                field="code",
+            )
+        package = v.package_code(body["code"], self._settings)
+        default_timeout = DEFAULT_ASYNC_RUN_TIMEOUT_S if async_run else DEFAULT_TIMEOUT_S
+        default_timeout = min(default_timeout, self._settings.max_async_timeout_s)
+        now = time.time()
+        fn = Function(
+            id=str(uuid.uuid4()),
+            namespace=namespace,
+            name=name,
+            handler=DEFAULT_HANDLER,
+            code_sha256=package.sha256,
+            code_size_bytes=package.size_bytes,
+            timeout_s=default_timeout,
+            memory_mb=DEFAULT_MEMORY_MB,
+            async_run=async_run,
+            max_qps=self._settings.default_max_qps,
+            max_concurrency=None,
+            retry_attempts=DEFAULT_RETRY_ATTEMPTS,
+            max_event_age_s=DEFAULT_MAX_EVENT_AGE_S,
+            environment={},
+            created_at=now,
+            updated_at=now,
+        )
+        fn = self._apply(fn, body)
+        v.check_handler_in_package(fn.handler, package)
+        await self._store.save_code(package.sha256, package.zip_bytes)
+        created = await self._store.create_function(fn)
+        self._remember(created)
+        return created
+
+    async def get(self, namespace: str, name: str) -> Function:
+        fn = await self._store.get_function(namespace, name)
+        self._remember(fn)
+        return fn
+
+    async def get_cached(self, namespace: str, name: str) -> Function:
+        """The hot path's read: from memory when fresh (at most ``CACHE_TTL_S`` old)."""
+        hit = self._cache.get((namespace, name))
+        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
+            return hit[1]
+        return await self.get(namespace, name)
+
+    async def list(self, namespace: str) -> list[Function]:
+        return await self._store.list_functions(namespace)
+
+    async def patch(self, namespace: str, name: str, body: Mapping[str, Any]) -> Function:
+        _reject_unknown(body, PATCH_FIELDS, hint="name and code cannot be changed here")
+        current = await self._store.get_function(namespace, name)
+        if "async_run" in body and body["async_run"] != current.async_run:
+            raise AsyncRunLocked(
+                "async_run is chosen when a function is created and can never change; create a "
+                "new function to switch async execution " + ("off" if current.async_run else "on")
+            )
+        changed = self._apply(current, body)
+        if "handler" in body:
+            zip_bytes = await self._store.load_code(current.code_sha256)
+            v.check_handler_in_package(changed.handler, v.CodePackage(zip_bytes, "-"))
+        return await self._save(changed)
+
+    async def put_code(
+        self, namespace: str, name: str, package: v.CodePackage, handler: str | None
+    ) -> Function:
+        current = await self._store.get_function(namespace, name)
+        new_handler = v.check_handler(handler) if handler else current.handler
+        v.check_handler_in_package(new_handler, package)
+        await self._store.save_code(package.sha256, package.zip_bytes)
+        changed = replace(
+            current,
+            handler=new_handler,
+            code_sha256=package.sha256,
+            code_size_bytes=package.size_bytes,
+        )
+        return await self._save(changed)
+
+    async def delete(self, namespace: str, name: str) -> None:
+        fn = await self._store.get_function(namespace, name)
+        await self._store.delete_function(namespace, name)
+        self._cache.pop((namespace, name), None)
+        for listener in self._listeners:
+            await listener(fn)
+
+    async def _save(self, fn: Function) -> Function:
+        saved = await self._store.update_function(
+            replace(fn, revision=fn.revision + 1, updated_at=time.time())
+        )
+        self._remember(saved)
+        for listener in self._listeners:
+            await listener(saved)
+        return saved
+
+    def _remember(self, fn: Function) -> None:
+        self._cache[(fn.namespace, fn.name)] = (time.monotonic(), fn)
+
+    def _apply(self, fn: Function, body: Mapping[str, Any]) -> Function:
+        """Validate the config fields present in ``body`` and return ``fn`` with them."""
+        s = self._settings
+        changes: dict[str, Any] = {}
+        if "handler" in body:
+            changes["handler"] = v.check_handler(body["handler"])
+        if "timeout_s" in body:
+            changes["timeout_s"] = v.check_timeout(
+                body["timeout_s"], async_run=fn.async_run, settings=s
+            )
+        if "memory_mb" in body:
+            changes["memory_mb"] = v.check_int(
+                body["memory_mb"], "memory_mb", v.MEMORY_MIN_MB, v.MEMORY_MAX_MB
+            )
+        if "environment" in body:
+            changes["environment"] = v.check_environment(body["environment"], s)
+        if "max_qps" in body:
+            changes["max_qps"] = v.check_int(body["max_qps"], "max_qps", *v.MAX_QPS_RANGE)
+        if "max_concurrency" in body:
+            value = body["max_concurrency"]
+            changes["max_concurrency"] = (
+                None if value is None else v.check_int(value, "max_concurrency", 1, s.max_instances)
+            )
+        if "retry_attempts" in body:
+            changes["retry_attempts"] = v.check_int(
+                body["retry_attempts"], "retry_attempts", 0, v.RETRY_MAX
+            )
+        if "max_event_age_s" in body:
+            value = body["max_event_age_s"]
+            low, high = v.MAX_EVENT_AGE_RANGE_S
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidParameter("max_event_age_s must be a number", field="max_event_age_s")
+            if not low <= value <= high:
+                raise InvalidParameter(
+                    f"max_event_age_s {value} is out of range: {low:g} to {high:g} seconds",
+                    field="max_event_age_s",
+                )
+            changes["max_event_age_s"] = float(value)
+        if "description" in body:
+            changes["description"] = v.check_description(body["description"])
+        return replace(fn, **changes)
+
+
+def _reject_unknown(body: Mapping[str, Any], allowed: frozenset[str], hint: str = "") -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        extra = f" ({hint})" if hint else ""
+        raise InvalidParameter(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}{extra}",
+            code="UnknownParameter",
+        )

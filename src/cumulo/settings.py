@@ -1,0 +1,66 @@
+"""One frozen, typed settings object, built once (from flags and ``CUMULO_*`` variables).
+
+Every tunable of the server lives here with its unit in its name; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PORT = 8900
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path(".cumulo")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    #: SQLAlchemy URL of the store; ``None`` means SQLite in WAL mode under ``data_dir``.
+    store_url: str | None = None
+    #: ``memory://`` (in-process) or ``nats://host:port``.
+    bus_url: str = "memory://"
+
+    # Limits of the three invocation modes (DESIGN.md, "The three invocation modes").
+    max_sync_timeout_s: float = 900.0
+    max_async_timeout_s: float = 86_400.0
+    max_sync_payload_bytes: int = 6 * 1024 * 1024
+    max_async_payload_bytes: int = 128 * 1024
+    max_zip_bytes: int = 50 * 1024 * 1024
+    max_environment_bytes: int = 4 * 1024
+    default_max_qps: int = 1_000
+
+    # Dispatching.
+    max_instances: int = 256
+    instance_idle_s: float = 300.0
+    lease_s: float = 30.0
+    poll_interval_s: float = 0.5
+    retention_s: float = 72 * 3600.0
+    graceful_terminate_s: float = 10.0
+    retry_base_delay_s: float = 1.0
+    retry_max_delay_s: float = 300.0
+
+    # Logs.
+    max_log_bytes_per_invocation: int = 10 * 1024 * 1024
+    log_flush_interval_s: float = 0.01
+
+    # Security and operations.
+    metrics_public: bool = False
+    #: A folder whose sub-folders (each with a ``cumulo.json``) are deployed at start.
+    examples_dir: Path | None = None
+    node_id: str = field(default_factory=lambda: os.urandom(6).hex())
+
+    @property
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.data_dir / 'cumulo.db').resolve()}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,150 @@
+"""The store's seams. One SQL implementation serves them all (``store.sql.SqlStore``), on
+embedded SQLite by default and on PostgreSQL for a cluster.
+
+Every method may raise :class:`cumulo.errors.StoreUnavailable` when the database cannot be
+reached; driver errors never escape. Times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from cumulo.models import (
+    Function,
+    Invocation,
+    InvocationFilter,
+    LogLine,
+    Namespace,
+    Page,
+    TerminateMode,
+)
+
+
+class NamespaceStore(Protocol):
+    async def create_namespace(self, namespace: Namespace) -> Namespace:
+        """Raises ``NamespaceExists``."""
+
+    async def list_namespaces(self) -> list[Namespace]:
+        """All namespaces, by name. ``default`` is always there (made by the migration)."""
+
+    async def delete_namespace(self, name: str) -> None:
+        """Raises ``NamespaceNotFound``; ``InvalidParameter`` for ``default`` or a namespace
+        that still holds functions."""
+
+
+class FunctionStore(Protocol):
+    async def save_code(self, sha256: str, zip_bytes: bytes) -> None:
+        """Store a code package under its SHA-256. Idempotent (same sha, same bytes)."""
+
+    async def load_code(self, sha256: str) -> bytes:
+        """Raises ``NotFound`` for an unknown package."""
+
+    async def create_function(self, function: Function) -> Function:
+        """Insert. Raises ``FunctionExists``, ``NamespaceNotFound``."""
+
+    async def get_function(self, namespace: str, name: str) -> Function:
+        """Raises ``FunctionNotFound``."""
+
+    async def list_functions(self, namespace: str) -> list[Function]:
+        """By name."""
+
+    async def update_function(self, function: Function) -> Function:
+        """Replace the row of ``function.id``; stores ``revision`` and ``updated_at`` as given.
+        Raises ``FunctionNotFound``."""
+
+    async def delete_function(self, namespace: str, name: str) -> None:
+        """Raises ``FunctionNotFound``. Invocations stay until purged."""
+
+
+class QueueStore(Protocol):
+    """The invocation table as a durable queue, with leases for dispatchers."""
+
+    async def enqueue(self, invocations: Sequence[Invocation]) -> list[Invocation]:
+        """Commit all rows in one transaction (group commit) and return, for each input in
+        order, the stored row. When an input carries an ``idempotency_key`` already used for
+        the same function, the earlier row is returned and nothing is inserted."""
+
+    async def claim(
+        self,
+        node_id: str,
+        limit: int,
+        lease_s: float,
+        now: float,
+        exclude_function_ids: Sequence[str] = (),
+        only_function_ids: Sequence[str] | None = None,
+    ) -> list[Invocation]:
+        """Move up to ``limit`` queued rows whose ``run_after <= now`` to ``running`` (oldest
+        first), owned by ``node_id`` until ``now + lease_s``, ``attempt`` + 1, ``started_at``
+        = now. Rows of ``exclude_function_ids`` are skipped; when ``only_function_ids`` is
+        given, only rows of those functions are taken. Safe under concurrent callers (SKIP
+        LOCKED): a row goes to one node only."""
+
+    async def heartbeat(
+        self, node_id: str, request_ids: Sequence[str], lease_s: float, now: float
+    ) -> set[str]:
+        """Extend the leases of these running rows still owned by ``node_id``; return the ids
+        whose lease was extended (others were lost to recovery or terminated)."""
+
+    async def finish(self, invocation: Invocation, node_id: str) -> bool:
+        """Write the outcome of a run: the row's status, result, error, timings, attempt,
+        run_after, dead_lettered (status may be ``queued`` again for a retry, which clears the
+        lease). Fenced: only if the row is ``running`` and leased to ``node_id``. Returns
+        whether it was written."""
+
+    async def expired(self, now: float, limit: int = 500) -> list[Invocation]:
+        """Running rows whose lease ran out before ``now``."""
+
+    async def recover(self, invocation: Invocation, expected_owner: str | None) -> bool:
+        """Write a recovery outcome for a row found by ``expired`` (terminal, or queued for a
+        retry). Only if it is still running and owned by ``expected_owner``."""
+
+
+class InvocationStore(Protocol):
+    async def get_invocation(self, namespace: str, request_id: str) -> Invocation:
+        """Raises ``InvocationNotFound``."""
+
+    async def list_invocations(
+        self, where: InvocationFilter, limit: int, cursor: str | None
+    ) -> Page:
+        """Newest first (created_at, then request_id). ``cursor`` comes from a previous page;
+        a bad cursor raises ``InvalidParameter``."""
+
+    async def request_terminate(
+        self, namespace: str, request_id: str, mode: TerminateMode, now: float
+    ) -> Invocation:
+        """A queued row becomes ``terminated`` at once (finished_at = now). A running row gets
+        ``terminate_mode`` set (the owning dispatcher acts on it). A terminal row is returned
+        unchanged. Idempotent. Raises ``InvocationNotFound``."""
+
+    async def count_by_status(self) -> dict[tuple[str, str, str], int]:
+        """``{(namespace, function_name, status): count}`` over all rows (for metrics)."""
+
+    async def purge(self, finished_before: float) -> int:
+        """Delete terminal rows (and their log lines) finished before the given time; return
+        how many invocations went."""
+
+
+class LogStore(Protocol):
+    async def append_logs(self, lines: Sequence[LogLine]) -> None:
+        """Persist lines (one transaction). A repeated ``(request_id, seq)`` is ignored."""
+
+    async def read_logs(
+        self, request_id: str, after_seq: int = 0, limit: int = 10_000
+    ) -> list[LogLine]:
+        """Lines with ``seq > after_seq``, in order."""
+
+
+class Store(NamespaceStore, FunctionStore, QueueStore, InvocationStore, LogStore, Protocol):
+    """Everything the engine needs from the database, plus its life cycle."""
+
+    async def open(self) -> None:
+        """Connect and run the migrations up to head."""
+
+    async def close(self) -> None: ...
+
+    @property
+    def exclusive(self) -> bool:
+        """True when only this process can use the database (embedded SQLite): on start, every
+        running row is then known to be lost, without waiting for its lease."""
+        ...

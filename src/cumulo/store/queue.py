@@ -1,0 +1,224 @@
+"""The invocation table as a durable queue: the named queries behind ``SqlStore``'s
+``QueueStore`` methods.
+
+Each function is a plain sync function over a ``sqlalchemy.Connection`` already inside a
+write transaction (the caller commits), speaks both dialects and returns plain values (no
+open cursors), so the store can run it on its SQLite writer thread or through
+``run_sync`` on PostgreSQL. Times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo.models import Invocation, Status
+from cumulo.store.engine import insert_ignoring_conflicts
+from cumulo.store.schema import (
+    invocation_from_row,
+    invocation_values,
+    invocations,
+    outcome_values,
+)
+
+_c = invocations.c
+_QUEUED = Status.QUEUED.value
+_RUNNING = Status.RUNNING.value
+
+# The hottest statements are built once: building one costs more than running it. An UPDATE
+# without ``.values()`` sets the columns its parameters name; the WHERE clause's parameters
+# are named apart from the columns (``w_*``).
+_INSERT = sa.insert(invocations)
+_OUTCOME_UNOWNED = sa.update(invocations).where(
+    _c.request_id == sa.bindparam("w_request_id"),
+    _c.status == _RUNNING,
+    _c.lease_owner.is_(None),
+)
+_OUTCOME_OWNED = sa.update(invocations).where(
+    _c.request_id == sa.bindparam("w_request_id"),
+    _c.status == _RUNNING,
+    _c.lease_owner == sa.bindparam("w_owner"),
+)
+
+
+def enqueue(conn: sa.Connection, batch: Sequence[Invocation]) -> list[Invocation]:
+    """Insert ``batch`` with one executemany and return, per input in order, the stored row.
+
+    Inputs without an idempotency key are returned as given (they are what was stored).
+    Keyed inputs go through ``ON CONFLICT DO NOTHING`` on the ``(function_id,
+    idempotency_key)`` index; an input that lost to a row of the same batch gets that row,
+    and only keys held by rows from earlier batches are read back.
+    """
+    if not batch:
+        return []
+    rows = [invocation_values(inv) for inv in batch]
+    if all(inv.idempotency_key is None for inv in batch):
+        conn.execute(_INSERT, rows)
+        return list(batch)
+    insert = insert_ignoring_conflicts(
+        conn,
+        invocations,
+        index_elements=[_c.function_id, _c.idempotency_key],
+        index_where=_c.idempotency_key.is_not(None),
+    )
+    result = conn.execute(insert.returning(_c.request_id), rows)
+    inserted = set(result.scalars())
+    winners: dict[tuple[str, str], Invocation] = {}
+    for inv in batch:
+        if inv.idempotency_key is not None and inv.request_id in inserted:
+            winners[(inv.function_id, inv.idempotency_key)] = inv
+    earlier = {
+        (inv.function_id, inv.idempotency_key)
+        for inv in batch
+        if inv.idempotency_key is not None and inv.request_id not in inserted
+    } - winners.keys()
+    if earlier:
+        winners.update(_holders_of(conn, earlier))
+    return [
+        inv if inv.idempotency_key is None else winners[(inv.function_id, inv.idempotency_key)]
+        for inv in batch
+    ]
+
+
+def _holders_of(
+    conn: sa.Connection, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], Invocation]:
+    """The rows holding these ``(function_id, idempotency_key)`` pairs."""
+    # Two plain IN lists (filtered again below) rather than a row-value IN: both planners
+    # then use the partial unique index, which the IS NOT NULL term makes eligible.
+    result = conn.execute(
+        sa.select(invocations).where(
+            _c.function_id.in_(sorted({function_id for function_id, _ in keys})),
+            _c.idempotency_key.in_(sorted({key for _, key in keys})),
+            _c.idempotency_key.is_not(None),
+        )
+    )
+    holders = {}
+    for row in result:
+        pair = (row.function_id, row.idempotency_key)
+        if pair in keys:
+            holders[pair] = invocation_from_row(row)
+    return holders
+
+
+def _claim_statement(only: bool, exclude: bool) -> sa.Update:
+    """The claim statement of :func:`claim`, with ``only``/``exclude`` function filters."""
+    due = sa.select(_c.request_id).where(
+        _c.status == _QUEUED, _c.run_after <= sa.bindparam("w_now")
+    )
+    if only:
+        due = due.where(_c.function_id.in_(sa.bindparam("w_only", expanding=True)))
+    if exclude:
+        due = due.where(_c.function_id.not_in(sa.bindparam("w_exclude", expanding=True)))
+    picked = (
+        due.order_by(_c.run_after, _c.created_at, _c.request_id)
+        .limit(sa.bindparam("w_limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        sa.update(invocations)
+        .where(_c.request_id == picked.c.request_id, _c.status == _QUEUED)
+        .values(
+            status=_RUNNING,
+            lease_owner=sa.bindparam("w_owner"),
+            lease_expires_at=sa.bindparam("w_expires"),
+            attempt=_c.attempt + 1,
+            started_at=sa.bindparam("w_now"),
+        )
+        .returning(*invocations.c)
+    )
+
+
+#: By (``only_function_ids`` given, ``exclude_function_ids`` given).
+_CLAIMS = {
+    (only, exclude): _claim_statement(only, exclude)
+    for only in (False, True)
+    for exclude in (False, True)
+}
+
+
+def claim(
+    conn: sa.Connection,
+    node_id: str,
+    limit: int,
+    lease_s: float,
+    now: float,
+    exclude_function_ids: Sequence[str],
+    only_function_ids: Sequence[str] | None,
+) -> list[Invocation]:
+    """Lease up to ``limit`` due queued rows to ``node_id``, oldest ``run_after`` first,
+    skipping ``exclude_function_ids`` and, unless ``None``, keeping to ``only_function_ids``.
+
+    One statement: ``WITH picked AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)
+    UPDATE ... FROM picked``. The CTE is evaluated exactly once; a ``LIMIT`` subquery inside
+    ``IN (...)`` may be re-scanned by the planner and then yields more than ``n`` rows. On
+    PostgreSQL a row locked by another claimer is skipped rather than waited for, and the
+    UPDATE re-checks ``status``, so a row goes to one node only. On SQLite ``FOR UPDATE``
+    renders as nothing; the write lock already serialises claimers.
+    """
+    if limit < 1 or (only_function_ids is not None and not only_function_ids):
+        return []
+    params: dict[str, Any] = {
+        "w_now": now,
+        "w_limit": limit,
+        "w_owner": node_id,
+        "w_expires": now + lease_s,
+    }
+    if only_function_ids is not None:
+        params["w_only"] = list(only_function_ids)
+    if exclude_function_ids:
+        params["w_exclude"] = list(exclude_function_ids)
+    statement = _CLAIMS[(only_function_ids is not None, bool(exclude_function_ids))]
+    result = conn.execute(statement, params)
+    # RETURNING gives no order; the caller was promised oldest first.
+    claimed = [invocation_from_row(row) for row in result]
+    claimed.sort(key=lambda inv: (inv.run_after, inv.created_at, inv.request_id))
+    return claimed
+
+
+def heartbeat(
+    conn: sa.Connection, node_id: str, request_ids: Sequence[str], lease_s: float, now: float
+) -> set[str]:
+    """Extend to ``now + lease_s`` the leases of those rows still running under
+    ``node_id``; return their ids."""
+    if not request_ids:
+        return set()
+    result = conn.execute(
+        sa.update(invocations)
+        .where(
+            _c.request_id.in_(list(request_ids)),
+            _c.status == _RUNNING,
+            _c.lease_owner == node_id,
+        )
+        .values(lease_expires_at=now + lease_s)
+        .returning(_c.request_id)
+    )
+    return set(result.scalars())
+
+
+def write_outcome(conn: sa.Connection, invocation: Invocation, owner: str | None) -> bool:
+    """Write the outcome columns of ``invocation`` if its row is still running and leased to
+    ``owner`` (``None``: a running row with no owner). Returns whether it was written."""
+    params = outcome_values(invocation)
+    params["w_request_id"] = invocation.request_id
+    if owner is None:
+        statement = _OUTCOME_UNOWNED
+    else:
+        statement = _OUTCOME_OWNED
+        params["w_owner"] = owner
+    return conn.execute(statement, params).rowcount == 1
+
+
+def expired(conn: sa.Connection, now: float, limit: int) -> list[Invocation]:
+    """Running rows whose lease ran out before ``now``, longest expired first."""
+    result = conn.execute(
+        sa.select(invocations)
+        .where(_c.status == _RUNNING, _c.lease_expires_at < now)
+        .order_by(_c.lease_expires_at)
+        .limit(limit)
+    )
+    return [invocation_from_row(row) for row in result]
