@@ -46,6 +46,8 @@ class Cumulo:
     """The node: every component, built from settings, started and stopped together."""
 
     def __init__(self, settings: Settings, token: str) -> None:
+        # Instances chdir into their own folders: every path handed down must be absolute.
+        settings = settings.with_changes(data_dir=settings.data_dir.resolve())
         self.settings = settings
         self._token = token
         self.store = SqlStore(settings.resolved_store_url)
