@@ -3,8 +3,12 @@
 ``wrk -c32 -d10s`` POSTs a small JSON event with the bearer header to each system in turn,
 each served by one uvicorn worker with the same options (uvloop + httptools):
 
-- ``cumulo``: an async-run function with a no-op handler and ``max_qps`` far above the load;
-  afterwards the invocations in the store are counted and compared with wrk's 2xx count;
+- ``cumulo``: an async-run function with ``max_qps`` far above the load whose one slot
+  (``max_concurrency`` 1) is taken by a long run, so the accepted events wait in the queue, as
+  the peers' jobs wait in Redis (no worker runs while they are measured); afterwards the
+  invocations in the store are counted and compared with wrk's 2xx count;
+- ``cumulo-draining``: the same with a no-op handler and ``--max-concurrency`` (2) slots, so
+  the node also claims, runs and finishes the events while it accepts them;
 - ``fastapi+rq``: a FastAPI endpoint calling RQ's ``enqueue`` on Redis;
 - ``fastapi+celery``: a FastAPI endpoint calling Celery's ``.delay`` (``apply_async``) on Redis;
 - ``starlette-constant``: the framework cumulo is built on, returning a constant (the ceiling);
@@ -33,13 +37,14 @@ from bench._report import Check, Report, emit, ratio
 
 EVENT_BODY = '{"job": "resize", "width": 640, "height": 480}'
 NOOP_SOURCE = "def main_handler(event, context):\n    return None\n"
+BLOCKER_SOURCE = "import time\n\ndef main_handler(event, context):\n    time.sleep(3600)\n"
 PEERS = {
     "starlette-constant": "bench.peer_apps:starlette_constant",
     "fastapi-constant": "bench.peer_apps:fastapi_constant",
     "fastapi+rq": "bench.peer_apps:fastapi_rq",
     "fastapi+celery": "bench.peer_apps:fastapi_celery",
 }
-SYSTEMS = ("cumulo", *PEERS)
+SYSTEMS = ("cumulo", "cumulo-draining", *PEERS)
 
 
 def _wrk_run(url: str, headers: dict[str, str], args: argparse.Namespace) -> _wrk.WrkResult:
@@ -82,13 +87,17 @@ def measure_peer(system: str, root: Path, args: argparse.Namespace) -> dict[str,
     return row
 
 
-def measure_cumulo(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    config: dict[str, Any] = {"async_run": True, "max_qps": 1_000_000, "timeout_s": 60}
-    if args.max_concurrency > 0:
+def measure_cumulo(root: Path, args: argparse.Namespace, draining: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {"async_run": True, "max_qps": 1_000_000, "timeout_s": 7200}
+    source = NOOP_SOURCE
+    if not draining:
+        config["max_concurrency"] = 1
+        source = BLOCKER_SOURCE
+    elif args.max_concurrency > 0:
         config["max_concurrency"] = args.max_concurrency
     with _common.cumulo_server(root) as server, server.client(timeout_s=120.0) as client:
-        _common.create_function(client, "warmup", NOOP_SOURCE, **config)
-        _common.create_function(client, "noop", NOOP_SOURCE, **config)
+        _common.create_function(client, "warmup", source, **config)
+        _common.create_function(client, "noop", source, **config)
         headers = {"Content-Type": "application/json", **server.headers}
         _warm_up(server.url + _common.invocations_path("warmup"), headers, args)
         result = _wrk_run(server.url + _common.invocations_path("noop"), headers, args)
@@ -109,8 +118,8 @@ def run(args: argparse.Namespace) -> Report:
     with _common.work_dir("accept") as root:
         for system in args.systems:
             try:
-                if system == "cumulo":
-                    rows[system] = measure_cumulo(root, args)
+                if system.startswith("cumulo"):
+                    rows[system] = measure_cumulo(root / system, args, draining=system != "cumulo")
                 else:
                     rows[system] = measure_peer(system, root, args)
             except (_common.BenchError, httpx.HTTPError) as exc:
@@ -125,6 +134,7 @@ def run(args: argparse.Namespace) -> Report:
         "cumulo/celery": ratio(rps("cumulo"), rps("fastapi+celery")),
         "cumulo/ceiling": ratio(rps("cumulo"), rps("starlette-constant")),
         "cumulo/fastapi-constant": ratio(rps("cumulo"), rps("fastapi-constant")),
+        "cumulo-draining/celery": ratio(rps("cumulo-draining"), rps("fastapi+celery")),
     }
     checks = [
         Check("accepted/s", rps("cumulo"), ">=", 5000, "req/s"),
@@ -152,7 +162,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-concurrency",
         type=int,
         default=2,
-        help="cumulo function's max_concurrency while it drains the load (0: unset)",
+        help="cumulo-draining function's max_concurrency while it drains the load (0: unset)",
     )
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     return parser.parse_args(argv)

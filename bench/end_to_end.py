@@ -8,9 +8,11 @@ Two workers' worth of concurrency on each side:
 - ``rq``: two ``rq worker`` processes (the default forking ``Worker``);
 - ``rq-simple``: two ``rq worker -w SimpleWorker`` processes (no fork per job).
 
-cumulo is submitted to over HTTP (16 requests in flight) and its completion time is the last
-``finished_at`` in the store; the peers are submitted to with their Python clients (no HTTP
-in front) and each job marks itself done with one Redis ``INCR``, polled every millisecond.
+cumulo is submitted to over HTTP (16 keep-alive connections, one request in flight each, with
+the lean client of ``bench/_http.py``: httpx would measure its own CPU time); its
+completion time is the last ``finished_at`` in the store; the peers are submitted to with
+their Python clients (no HTTP in front) and each job marks itself done with one Redis
+``INCR``, polled every millisecond.
 Then single-job round trips (submit, then poll until done, every millisecond) give the p50.
 
 Run: ``.venv/bin/python -m bench.end_to_end [--jobs 2000] [--round-trips 30]``.
@@ -26,6 +28,7 @@ if __package__ in (None, ""):  # run as `python bench/end_to_end.py`: import `be
 
 import argparse
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,6 +38,7 @@ import redis
 from rq import Queue
 
 from bench import _common
+from bench._http import post_many
 from bench._report import Check, Report, emit, latency_ms, ratio
 from bench.peer_celery import celery_noop
 from bench.peer_rq import rq_noop
@@ -46,28 +50,6 @@ SYSTEMS = ("cumulo-async", "cumulo-async-run", "celery", "rq", "rq-simple")
 
 
 # --- cumulo ---------------------------------------------------------------------------------
-
-
-async def _submit_all(
-    client: httpx.AsyncClient, path: str, jobs: int, in_flight: int
-) -> list[float]:
-    """POST ``jobs`` events, ``in_flight`` at a time; returns each one's latency (s). Raises
-    :class:`BenchError` on any answer but 202."""
-    latencies: list[float] = []
-    todo = iter(range(jobs))
-
-    async def worker() -> None:
-        for _ in todo:
-            started = time.perf_counter()
-            response = await client.post(path, json=EVENT)
-            if response.status_code != 202:
-                raise _common.BenchError(f"invoke: {response.status_code} {response.text}")
-            latencies.append(time.perf_counter() - started)
-
-    async with asyncio.TaskGroup() as group:
-        for _ in range(in_flight):
-            group.create_task(worker())
-    return latencies
 
 
 def _cumulo_round_trip(client: httpx.Client, path: str, timeout_s: float = 30.0) -> float:
@@ -97,12 +79,12 @@ def measure_cumulo(async_run: bool, root: Path, args: argparse.Namespace) -> dic
         for _ in range(3):  # warm: the zygote and two instances exist before the clock starts
             _cumulo_round_trip(client, trip_path)
 
-        async def submit() -> list[float]:
-            async with server.async_client() as aclient:
-                return await _submit_all(aclient, path, args.jobs, in_flight=16)
-
+        headers = {"Content-Type": "application/json", **server.headers}
+        body = json.dumps(EVENT).encode()
         first_submit = time.time()
-        submit_latencies = asyncio.run(submit())
+        submit_latencies = asyncio.run(
+            post_many(server.url, path, headers, body, args.jobs, in_flight=16)
+        )
         submitted = time.time()
         _common.wait_until_none(client, "noop", "queued,running", timeout_s=args.timeout_s)
         records = _common.list_invocations(client, "noop")

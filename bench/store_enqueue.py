@@ -11,6 +11,10 @@ Scenarios, each on a fresh database (a new SQLite file, a new PostgreSQL schema)
   dispatcher does when runs end.
 * ``single x20 + dispatch``: the server's own pattern: one admission group commit of ~20
   rows at a time, with the same dispatch traffic.
+* ``32 callers x1 + per-function dispatch, 20k queued``: the 32 callers again, after the
+  queue has grown to 20,000 rows of their functions, while another coroutine goes round
+  the functions claiming 2 rows of one function at a time (``only_function_ids=[id]``, as
+  the dispatcher does) and finishes what it claimed.
 
 Each scenario runs ``--warmup-s`` then ``--duration-s``; only calls that end inside the
 measured window count. Rows/s is rows committed per second; latency is per ``enqueue`` call.
@@ -58,6 +62,9 @@ CONCURRENT_CALLERS = 32
 CLAIM_LIMIT = 64
 #: A typical batch of the server's admission group commit under load.
 SERVER_BATCH = 20
+#: Rows queued before the measured window of the backlog scenario, and its claim size.
+BACKLOG_ROWS = 20_000
+PER_FUNCTION_CLAIM = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +134,9 @@ async def _fresh_store(backend: str) -> AsyncIterator[SqlStore]:
         await admin.dispose()
 
 
-async def _enqueuer(store: SqlStore, batch: int, stop_s: float, calls: list[Call]) -> None:
-    function_id = uuid.uuid4().hex
+async def _enqueuer(
+    store: SqlStore, function_id: str, batch: int, stop_s: float, calls: list[Call]
+) -> None:
     while (started := time.monotonic()) < stop_s:
         now = time.time()
         await store.enqueue([_invocation(function_id, now) for _ in range(batch)])
@@ -136,17 +144,17 @@ async def _enqueuer(store: SqlStore, batch: int, stop_s: float, calls: list[Call
         calls.append(Call(ended, ended - started, batch))
 
 
+async def _finish(store: SqlStore, node: str, inv: Invocation, window: Window) -> int:
+    """Finish ``inv`` as succeeded; 1 if that was written inside the window, else 0."""
+    ended = dataclasses.replace(
+        inv, status=Status.SUCCEEDED, result="null", finished_at=time.time()
+    )
+    return int(await store.finish(ended, node) and window.holds(time.monotonic()))
+
+
 async def _dispatcher(store: SqlStore, stop_s: float, window: Window, done: list[int]) -> None:
     """Claim and finish rows until ``stop_s``; ``done`` gets [claimed, finished] in window."""
     node = "bench-node"
-
-    async def finish(inv: Invocation) -> None:
-        ended = dataclasses.replace(
-            inv, status=Status.SUCCEEDED, result="null", finished_at=time.time()
-        )
-        if await store.finish(ended, node) and window.holds(time.monotonic()):
-            done[1] += 1
-
     while time.monotonic() < stop_s:
         claimed = await store.claim(node, CLAIM_LIMIT, 30.0, time.time() + 1.0)
         if window.holds(time.monotonic()):
@@ -154,22 +162,60 @@ async def _dispatcher(store: SqlStore, stop_s: float, window: Window, done: list
         if not claimed:
             await asyncio.sleep(0.002)  # the server's dispatcher waits for a bus wake-up
             continue
-        await asyncio.gather(*(finish(inv) for inv in claimed))
+        done[1] += sum(await asyncio.gather(*(_finish(store, node, i, window) for i in claimed)))
+
+
+async def _per_function_dispatcher(
+    store: SqlStore, function_ids: Sequence[str], stop_s: float, window: Window, done: list[int]
+) -> None:
+    """Go round ``function_ids`` claiming :data:`PER_FUNCTION_CLAIM` rows of one function at
+    a time and finishing them, until ``stop_s``; ``done`` as for :func:`_dispatcher`."""
+    node = "bench-node"
+    while time.monotonic() < stop_s:
+        for function_id in function_ids:
+            claimed = await store.claim(
+                node, PER_FUNCTION_CLAIM, 30.0, time.time() + 1.0, only_function_ids=[function_id]
+            )
+            if window.holds(time.monotonic()):
+                done[0] += len(claimed)
+            finished = asyncio.gather(*(_finish(store, node, i, window) for i in claimed))
+            done[1] += sum(await finished)
+
+
+async def _prefill(store: SqlStore, function_ids: Sequence[str], rows: int) -> None:
+    """Queue ``rows`` rows spread over ``function_ids``, in batches of 1,000."""
+    now = time.time()
+    backlog = [_invocation(function_ids[i % len(function_ids)], now) for i in range(rows)]
+    for start in range(0, rows, 1_000):
+        await store.enqueue(backlog[start : start + 1_000])
 
 
 async def _scenario(
-    backend: str, callers: int, batch: int, dispatch: bool, warmup_s: float, duration_s: float
+    backend: str,
+    callers: int,
+    batch: int,
+    dispatch: str | None,
+    warmup_s: float,
+    duration_s: float,
+    backlog: int = 0,
 ) -> dict[str, Any]:
+    """``dispatch``: None, ``"all"`` (:func:`_dispatcher`) or ``"per-function"``
+    (:func:`_per_function_dispatcher`); ``backlog`` rows are queued first."""
     async with _fresh_store(backend) as store:
+        function_ids = [uuid.uuid4().hex for _ in range(callers)]
+        await _prefill(store, function_ids, backlog)
         t0 = time.monotonic()
         window = Window(t0 + warmup_s, t0 + warmup_s + duration_s)
         calls: list[Call] = []
         done = [0, 0]
         tasks: list[Awaitable[None]] = [
-            _enqueuer(store, batch, window.end_s, calls) for _ in range(callers)
+            _enqueuer(store, function_id, batch, window.end_s, calls)
+            for function_id in function_ids
         ]
-        if dispatch:
+        if dispatch == "all":
             tasks.append(_dispatcher(store, window.end_s, window, done))
+        elif dispatch == "per-function":
+            tasks.append(_per_function_dispatcher(store, function_ids, window.end_s, window, done))
         await asyncio.gather(*tasks)
     counted = [c for c in calls if window.holds(c.ended_s)]
     row: dict[str, Any] = {
@@ -180,10 +226,28 @@ async def _scenario(
         "calls_per_s": round(len(counted) / duration_s, 1),
         **latency_ms([c.took_s for c in counted] or [float("nan")]),
     }
-    if dispatch:
+    if dispatch is not None:
         row["claimed_per_s"] = round(done[0] / duration_s, 1)
         row["finished_per_s"] = round(done[1] / duration_s, 1)
     return row
+
+
+def _scenarios() -> dict[str, dict[str, Any]]:
+    """Each scenario's name (without the backend) and its :func:`_scenario` arguments."""
+    n, g, k = CONCURRENT_CALLERS, SERVER_BATCH, BACKLOG_ROWS // 1000
+    scenarios: dict[str, dict[str, Any]] = {
+        f"single x{b}": {"callers": 1, "batch": b, "dispatch": None} for b in SINGLE_BATCHES
+    }
+    scenarios[f"{n} callers x1"] = {"callers": n, "batch": 1, "dispatch": None}
+    scenarios[f"{n} callers x1 + dispatch"] = {"callers": n, "batch": 1, "dispatch": "all"}
+    scenarios[f"single x{g} + dispatch"] = {"callers": 1, "batch": g, "dispatch": "all"}
+    scenarios[f"{n} callers x1 + per-function dispatch, {k}k queued"] = {
+        "callers": n,
+        "batch": 1,
+        "dispatch": "per-function",
+        "backlog": BACKLOG_ROWS,
+    }
+    return scenarios
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -191,20 +255,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--duration-s", type=float, default=3.0)
     parser.add_argument("--warmup-s", type=float, default=0.5)
+    parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="run only the scenarios whose name contains TEXT (e.g. 'per-function')",
+    )
     return parser.parse_args(argv)
 
 
 async def _run(args: argparse.Namespace) -> Report:
     rows: dict[str, dict[str, Any]] = {}
     for backend in args.backends:
-        timing = (args.warmup_s, args.duration_s)
-        for batch in SINGLE_BATCHES:
-            rows[f"{backend} single x{batch}"] = await _scenario(backend, 1, batch, False, *timing)
-        n = CONCURRENT_CALLERS
-        rows[f"{backend} {n} callers x1"] = await _scenario(backend, n, 1, False, *timing)
-        rows[f"{backend} {n} callers x1 + dispatch"] = await _scenario(backend, n, 1, True, *timing)
-        g = SERVER_BATCH
-        rows[f"{backend} single x{g} + dispatch"] = await _scenario(backend, 1, g, True, *timing)
+        for name, kw in _scenarios().items():
+            if args.only is None or args.only in name:
+                rows[f"{backend} {name}"] = await _scenario(
+                    backend, warmup_s=args.warmup_s, duration_s=args.duration_s, **kw
+                )
     return Report(
         bench="store_enqueue",
         rows=rows,
@@ -212,6 +278,10 @@ async def _run(args: argparse.Namespace) -> Report:
             "rows/s = rows committed per second; latency per enqueue call",
             f"dispatch = one coroutine claiming {CLAIM_LIMIT} rows at a time and finishing "
             "each with its own finish() call, all at once",
+            f"per-function dispatch = one coroutine going round the callers' functions, "
+            f"claiming {PER_FUNCTION_CLAIM} rows of one function at a time, then finishing "
+            "them; the queue holds "
+            f"{BACKLOG_ROWS:,} rows of those functions when the run starts",
         ],
     )
 

@@ -1,6 +1,6 @@
 """cumulo: self-hosted serverless functions built for async execution.
 
-The public API is small and pinned: :class:`Client` talks to a server, :func:`create_app`
+The public API is small and pinned: :class:`Client` talks to a server; ``cumulo.app.create_app``
 builds one from :class:`Settings`.
 """
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from cumulo.api import functions as function_routes
 from cumulo.api import invocations as invocation_routes
 from cumulo.api import ops as ops_routes
+from cumulo.api.fastpath import InvokeFastPath
 from cumulo.api.http import check_token, error_response
 from cumulo.bus.base import Bus
 from cumulo.bus.local import LocalBus
@@ -49,7 +50,7 @@ class Cumulo:
         # Instances chdir into their own folders: every path handed down must be absolute.
         settings = settings.with_changes(data_dir=settings.data_dir.resolve())
         self.settings = settings
-        self._token = token
+        self.token = token
         self.store = SqlStore(settings.resolved_store_url)
         self.bus: Bus = make_bus(settings.bus_url)
         self.metrics = Metrics()
@@ -90,7 +91,7 @@ class Cumulo:
         self._lock: IO[str] | None = None
 
     def authorize(self, request: Request) -> None:
-        check_token(request, self._token)
+        check_token(request, self.token)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,9 @@ def load_or_create_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
-def create_app(settings: Settings, token: str | None = None) -> Starlette:
+def create_app(settings: Settings, token: str | None = None) -> InvokeFastPath:
+    """The node as an ASGI app: the accept hot path in front of the Starlette app (whose
+    lifespan starts and stops the node). ``token`` defaults to the data dir's admin token."""
     if token is None:
         token, _ = load_or_create_token(settings)
     core = Cumulo(settings, token)
@@ -226,7 +229,7 @@ def create_app(settings: Settings, token: str | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.cumulo = core
-    return app
+    return InvokeFastPath(app, core)
 
 
 def serve(settings: Settings) -> None:

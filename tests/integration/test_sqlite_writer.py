@@ -29,6 +29,8 @@ class Rig:
     writer: SqliteWriter
     engine: sa.Engine
     commits: list[int]
+    #: Every SQL statement SQLite ran, on any connection of ``engine``.
+    statements: list[str]
 
     def ids(self) -> list[int]:
         with self.engine.connect() as conn:
@@ -49,9 +51,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         )
     commits: list[int] = []
     event.listen(engine, "commit", lambda _conn: commits.append(1))
+    statements: list[str] = []
+    engine.pool.dispose()  # connections opened from now on are traced
+    event.listen(
+        engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append)
+    )
     writer = SqliteWriter(engine)
     try:
-        yield Rig(writer, engine, commits)
+        yield Rig(writer, engine, commits, statements)
     finally:
         await writer.close()
         engine.dispose()
@@ -111,6 +118,25 @@ async def test_a_failing_write_is_rolled_back_alone(rig: Rig) -> None:
     assert (first, last) == (1, 2)
     assert isinstance(duplicate, sa.exc.IntegrityError)
     assert rig.ids() == [1, 2]
+
+
+async def test_a_round_without_failures_takes_no_savepoints(rig: Rig) -> None:
+    await _one_round(rig, *(insert(i) for i in range(5)))
+    assert rig.ids() == list(range(5))
+    assert sum(sql.startswith("INSERT") for sql in rig.statements) == 5
+    assert not [sql for sql in rig.statements if "SAVEPOINT" in sql]
+
+
+async def test_a_failing_write_loses_all_its_statements_and_nothing_else(rig: Rig) -> None:
+    def two_inserts(conn: sa.Connection) -> None:
+        insert(10)(conn)
+        insert(1)(conn)  # taken by the first write: fails after its first insert ran
+
+    first, both, last = await _one_round(rig, insert(1), two_inserts, insert(2))
+    assert (first, last) == (1, 2)
+    assert isinstance(both, sa.exc.IntegrityError)
+    assert rig.ids() == [1, 2]
+    assert [sql for sql in rig.statements if sql.startswith("SAVEPOINT")], "second run"
 
 
 async def test_a_failed_commit_fails_every_write_of_its_round(rig: Rig) -> None:

@@ -233,6 +233,82 @@ async def test_claim_only_some_functions(store: SqlStore) -> None:
     assert [i.function_id for i in await store.claim("n1", 10, 30.0, T0 + 5)] == [b.id]
 
 
+async def test_claim_one_function_breaks_ties_by_created_at_then_request_id(
+    store: SqlStore,
+) -> None:
+    fn = make_function()
+    same = [make_invocation(fn, now=T0) for _ in range(5)]
+    younger = make_invocation(fn, now=T0 - 1, run_after=T0)  # created earlier, same run_after
+    await store.enqueue([*same, younger, make_invocation(make_function(), now=T0 - 5)])
+    claimed = await store.claim("n1", 4, 30.0, T0 + 1, only_function_ids=[fn.id])
+    expected = [younger, *sorted(same, key=lambda i: i.request_id)][:4]
+    assert [i.request_id for i in claimed] == [i.request_id for i in expected]
+
+
+async def test_queued_function_ids(store: SqlStore) -> None:
+    due, later, running, done, gone, idle = (make_function() for _ in range(6))
+    await store.enqueue(
+        [
+            make_invocation(due, now=T0),
+            make_invocation(due, now=T0 + 1),
+            make_invocation(later, now=T0, run_after=T0 + 100),
+            make_invocation(running, now=T0 - 1),
+            make_invocation(done, now=T0 - 2),
+            make_invocation(gone, now=T0),
+        ]
+    )
+    assert await store.queued_function_ids(T0 - 100) == []
+    finished, _ = await store.claim("n1", 2, 30.0, T0, only_function_ids=[done.id, running.id])
+    assert finished.function_id == done.id
+    assert await store.finish(
+        dataclasses.replace(finished, status=Status.SUCCEEDED, finished_at=T0), "n1"
+    )
+    # A deleted function's rows stay until purged, and still need a dispatcher.
+    await store.create_function(gone)
+    await store.delete_function(gone.namespace, gone.name)
+    assert await store.queued_function_ids(T0) == sorted([due.id, gone.id])
+    assert await store.queued_function_ids(T0 + 100) == sorted([due.id, gone.id, later.id])
+    assert idle.id not in await store.queued_function_ids(T0 + 100)
+
+
+async def test_per_function_claims_stay_cheap_with_a_deep_queue(store: SqlStore) -> None:
+    """20,000 queued rows: a function whose 10,000 rows are all due before any row of the
+    other; claims of either take the oldest rows of that function without walking the
+    other's. Timings are printed (``pytest -s``); the bound is only against a scan per
+    claim gone quadratic."""
+    old, new = make_function(), make_function()
+    rows: dict[str, list[Invocation]] = {old.id: [], new.id: []}
+    for base, fn in ((T0, old), (T0 + 100, new)):
+        for start in range(0, 10_000, 2_500):
+            batch = [make_invocation(fn, now=base + (start + i) * 1e-3) for i in range(2_500)]
+            rows[fn.id] += await store.enqueue(batch)
+
+    timings_ms: dict[str, float] = {}
+
+    async def timed(name: str, call: Awaitable[Any]) -> Any:
+        started = time.perf_counter()
+        result = await call
+        timings_ms[name] = round((time.perf_counter() - started) * 1e3, 2)
+        return result
+
+    now = T0 + 1_000
+    assert await timed("queued_function_ids", store.queued_function_ids(now)) == sorted(rows)
+    for round_ in range(3):
+        for fn in (new, old):
+            claimed = await timed(
+                f"claim 2 of {'new' if fn is new else 'old'} #{round_}",
+                store.claim("n1", 2, 30.0, now, only_function_ids=[fn.id]),
+            )
+            expected = rows[fn.id][2 * round_ : 2 * round_ + 2]
+            assert [i.request_id for i in claimed] == [i.request_id for i in expected]
+            assert all(i.function_id == fn.id for i in claimed)
+    everything = await timed("claim 100 of all", store.claim("n1", 100, 30.0, now))
+    assert [i.request_id for i in everything] == [i.request_id for i in rows[old.id][6:106]]
+    backend = "sqlite" if store.exclusive else "postgres"
+    print(f"\n{backend} with 20,000 queued rows, ms: {timings_ms}")
+    assert max(timings_ms.values()) < 1_000, timings_ms
+
+
 async def test_heartbeat_extends_only_owned_running_leases(store: SqlStore) -> None:
     mine = await _running(store, "n1")
     theirs = await _running(store, "n2")

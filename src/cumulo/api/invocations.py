@@ -1,4 +1,5 @@
-"""REST v1: invoke, read, list, terminate, and logs (plain or followed live over SSE)."""
+"""REST v1: read, list, terminate, and logs (plain or followed live over SSE). Invoking is
+the accept hot path, in ``api.fastpath``."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from cumulo.api.http import invocation_json, json_response, read_body, read_json
+from cumulo.api.http import invocation_json, json_response, read_json
 from cumulo.engine import validation as v
 from cumulo.engine.logs import line_json, subject
 from cumulo.errors import InvalidParameter
-from cumulo.models import InvocationFilter, InvocationType, LogLine, Status, TerminateMode
+from cumulo.models import InvocationFilter, LogLine, Status, TerminateMode
 
 if TYPE_CHECKING:
     from cumulo.app import Cumulo
@@ -32,43 +33,6 @@ def _core(request: Request) -> Cumulo:
     core: Cumulo = request.app.state.cumulo
     core.authorize(request)
     return core
-
-
-async def invoke(request: Request) -> Response:
-    core = _core(request)
-    ns, name = request.path_params["ns"], request.path_params["fn"]
-    requested = request.query_params.get("type")
-    kind: InvocationType | None = None
-    if requested is not None:
-        try:
-            kind = InvocationType(requested.lower())
-        except ValueError:
-            raise InvalidParameter(
-                f"type {requested!r} is invalid: use sync or async", field="type"
-            ) from None
-    fn = await core.functions.get_cached(ns, name)
-    limit = (
-        core.settings.max_sync_payload_bytes
-        if core.admission.effective_type(fn, kind) is InvocationType.SYNC
-        else core.settings.max_async_payload_bytes
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        core.admission.check_size(int(declared), core.admission.effective_type(fn, kind), fn)
-    body = await read_body(request, limit)
-    admitted = await core.admission.invoke(
-        ns, name, body, kind, request.headers.get("idempotency-key")
-    )
-    inv = admitted.invocation
-    if inv.status.terminal and inv.type is InvocationType.SYNC:
-        return json_response(invocation_json(inv), 200, {"X-Request-Id": inv.request_id})
-    headers = {
-        "Location": f"/v1/namespaces/{ns}/invocations/{inv.request_id}",
-        "X-Request-Id": inv.request_id,
-    }
-    if admitted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response({"request_id": inv.request_id, "status": inv.status.value}, 202, headers)
 
 
 async def get_invocation(request: Request) -> Response:
@@ -221,7 +185,6 @@ def _time(raw: str | None, field: str) -> float | None:
 INV = "/v1/namespaces/{ns}/invocations/{id}"
 
 routes = [
-    Route("/v1/namespaces/{ns}/functions/{fn}/invocations", invoke, methods=["POST"]),
     Route("/v1/namespaces/{ns}/invocations", list_invocations, methods=["GET"]),
     Route(INV, get_invocation, methods=["GET"]),
     Route(INV + "/terminate", terminate, methods=["POST"]),

@@ -98,22 +98,16 @@ class Admission:
         self._dispatcher = dispatcher
         self._metrics = metrics
 
-    async def invoke(
-        self,
-        namespace: str,
-        name: str,
-        body: bytes,
-        requested: InvocationType | None,
-        idempotency_key: str | None = None,
+    async def admit(
+        self, fn: Function, kind: InvocationType, body: bytes, idempotency_key: str | None = None
     ) -> Admitted:
-        """Admit one event. For async (and every async-run call) returns once the row is
-        committed; for sync, once the run ended and its row is committed.
+        """Admit one event for ``fn`` (``kind`` from :meth:`effective_type`). For async (and
+        every async-run call) returns once the row is committed; for sync, once the run ended
+        and its row is committed.
 
-        Raises ``FunctionNotFound``, ``MalformedJSON``, ``PayloadTooLarge``,
+        Raises ``MalformedJSON``, ``PayloadTooLarge``, ``InvalidParameter`` (idempotency key),
         ``RequestLimitExceeded`` (async-run past ``max_qps``; nothing is recorded).
         """
-        fn = await self._functions.get_cached(namespace, name)
-        kind = self.effective_type(fn, requested)
         self.check_size(len(body), kind, fn)
         event = _event_text(body)
         if idempotency_key is not None and (
@@ -133,12 +127,12 @@ class Admission:
                     retry_after_s=wait_s,
                 )
         inv = self._new_invocation(fn, kind, event, idempotency_key)
-        if kind is InvocationType.SYNC and not fn.async_run:
+        if kind is InvocationType.SYNC:
             return Admitted(await self._dispatcher.run_sync(fn, inv))
         stored = await self._commits.commit(inv)
         if stored.request_id == inv.request_id:
             self._metrics.accepted(fn)
-            self._dispatcher.wake()
+            self._dispatcher.hint(fn.id)
             return Admitted(stored)
         return Admitted(stored, replayed=True)
 
@@ -147,14 +141,16 @@ class Admission:
             return InvocationType.ASYNC
         return requested or InvocationType.SYNC
 
+    def size_limit(self, kind: InvocationType, fn: Function) -> int:
+        """Bytes an event may have: 6 MB sync, 128 KB async (and every async-run call)."""
+        if kind is InvocationType.SYNC and not fn.async_run:
+            return self._s.max_sync_payload_bytes
+        return self._s.max_async_payload_bytes
+
     def check_size(self, size: int, kind: InvocationType, fn: Function) -> None:
-        """Raise ``PayloadTooLarge`` for an event over the mode's limit (6 MB sync / 128 KB
-        async). Safe to call with a ``Content-Length`` before reading the body."""
-        limit = (
-            self._s.max_sync_payload_bytes
-            if kind is InvocationType.SYNC and not fn.async_run
-            else self._s.max_async_payload_bytes
-        )
+        """Raise ``PayloadTooLarge`` for an event over the mode's limit. Safe to call with a
+        ``Content-Length`` before reading the body."""
+        limit = self.size_limit(kind, fn)
         if size > limit:
             mode = "sync" if limit == self._s.max_sync_payload_bytes else "async"
             raise PayloadTooLarge(

@@ -21,7 +21,7 @@ import orjson
 from cumulo.bus.base import Bus
 from cumulo.engine.functions import Functions
 from cumulo.engine.logs import LogCollector, LogWriter, subject
-from cumulo.engine.outcome import apply_outcome, retry_or_dead_letter
+from cumulo.engine.outcome import apply_outcome
 from cumulo.errors import CumuloError, FunctionNotFound
 from cumulo.metrics import Metrics
 from cumulo.models import Function, Invocation, Status, TerminateMode
@@ -56,12 +56,15 @@ class Dispatcher:
         self._metrics = metrics
         self._node = settings.node_id
         self._wake = asyncio.Event()
-        self._slots_free = asyncio.Condition()
+        self._slot_freed = asyncio.Event()
         self._active = 0
         self._per_function: Counter[str] = Counter()
         self._limited: dict[str, int] = {}
         self._leased: dict[str, Invocation] = {}
         self._terminating: dict[str, TerminateMode] = {}
+        #: Functions that may have claimable rows, in claim order (a dict as ordered set).
+        self._with_work: dict[str, None] = {}
+        self._discover_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -86,9 +89,6 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def know(self, fn: Function) -> None:
         """Note a function's concurrency limit (called on create/change and when claimed)."""
         if fn.max_concurrency:
@@ -105,14 +105,16 @@ class Dispatcher:
         """Run a sync invocation now (waiting for a slot if the node or function is full) and
         record its terminal row."""
         self.know(fn)
-        async with self._slots_free:
-            await self._slots_free.wait_for(lambda: self._fits(fn.id))
-            self._take(fn.id)
+        while not self._fits(fn.id):
+            # No await between the check and the clear: a freed slot cannot be missed.
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        slot = _Slot(self, fn.id)
         try:
             running = replace(inv, status=Status.RUNNING, started_at=time.time(), attempt=1)
             self._leased[inv.request_id] = running
             writer = self._logs.open(inv.request_id)
-            outcome = await self._run(fn, running, writer)
+            outcome = await self._run(fn, running, writer, slot)
             done = apply_outcome(running, outcome, now=time.time(), base_delay_s=0, max_delay_s=0)
             await writer.flushed()
             [stored] = await self._store.enqueue([done])
@@ -122,7 +124,7 @@ class Dispatcher:
             return stored
         finally:
             self._leased.pop(inv.request_id, None)
-            await self._give(fn.id)
+            slot.release()
 
     # -- async --------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -138,43 +140,62 @@ class Dispatcher:
                 await asyncio.sleep(self._s.poll_interval_s)
 
     async def _claim_round(self) -> bool:
-        """Claim what fits in the free slots and start it; True if anything was claimed."""
+        """Claim what fits in the free slots, function by function, and start it; True if
+        anything was claimed. Claims are per function so that each one is an indexed probe
+        and a function's ``max_concurrency`` is never exceeded."""
         free = self._s.max_instances - self._active
         if free <= 0:
             return False
         now = time.time()
-        claimed = await self._store.claim(
-            self._node, free, self._s.lease_s, now, exclude_function_ids=list(self._limited)
-        )
-        free -= len(claimed)
-        for fid, limit in list(self._limited.items()):
-            room = min(limit - self._per_function[fid], free)
+        if now >= self._discover_at:
+            # Work this node was not told about: other nodes' admissions, recovered rows.
+            for fid in await self._store.queued_function_ids(now):
+                self._with_work.setdefault(fid, None)
+            self._discover_at = now + self._s.poll_interval_s
+        claimed_any = False
+        for fid in list(self._with_work):
+            if free <= 0:
+                break
+            limit = self._limited.get(fid)
+            room = free if limit is None else min(free, limit - self._per_function[fid])
             if room <= 0:
                 continue
             rows = await self._store.claim(
                 self._node, room, self._s.lease_s, now, only_function_ids=[fid]
             )
+            # Round-robin between functions: the one just served goes to the back.
+            del self._with_work[fid]
+            if len(rows) == room:
+                self._with_work[fid] = None
             free -= len(rows)
-            claimed.extend(rows)
-        for inv in claimed:
-            self._take(inv.function_id)
-            self._leased[inv.request_id] = inv
-            task = asyncio.create_task(self._execute(inv), name=f"run-{inv.request_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return bool(claimed)
+            claimed_any = claimed_any or bool(rows)
+            for inv in rows:
+                self._start(inv)
+        return claimed_any
 
-    async def _execute(self, inv: Invocation) -> None:
+    def _start(self, inv: Invocation) -> None:
+        slot = _Slot(self, inv.function_id)
+        self._leased[inv.request_id] = inv
+        task = asyncio.create_task(self._execute(inv, slot), name=f"run-{inv.request_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def hint(self, function_id: str) -> None:
+        """The function has claimable work now (an admission or a retry on this node)."""
+        self._with_work.setdefault(function_id, None)
+        self._wake.set()
+
+    async def _execute(self, inv: Invocation, slot: _Slot) -> None:
         try:
-            await self._execute_leased(inv)
+            await self._execute_leased(inv, slot)
         except Exception:
             log.exception("run failed inside the platform", extra={"request_id": inv.request_id})
         finally:
             self._leased.pop(inv.request_id, None)
             self._terminating.pop(inv.request_id, None)
-            await self._give(inv.function_id)
+            slot.release()
 
-    async def _execute_leased(self, inv: Invocation) -> None:
+    async def _execute_leased(self, inv: Invocation, slot: _Slot) -> None:
         start_seq = 0
         if inv.attempt > 1:
             previous = await self._store.read_logs(inv.request_id)
@@ -201,7 +222,7 @@ class Dispatcher:
         if inv.attempt > 1:
             writer.platform(f"attempt {inv.attempt} of {inv.max_attempts}")
         await self._publish_status(inv)
-        outcome = await self._run(fn, inv, writer)
+        outcome = await self._run(fn, inv, writer, slot)
         done = apply_outcome(
             inv,
             outcome,
@@ -219,7 +240,11 @@ class Dispatcher:
         await writer.flushed()
         await self._write(done)
 
-    async def _run(self, fn: Function, inv: Invocation, writer: LogWriter) -> RunOutcome:
+    async def _run(
+        self, fn: Function, inv: Invocation, writer: LogWriter, slot: _Slot
+    ) -> RunOutcome:
+        """Run in the pool; the slot is given back as soon as the instance is free, so the
+        next claim goes to the store together with this run's ``finish``."""
         code_dir = await self._codes.path(fn.code_sha256)
         request = RunRequest(
             function=fn,
@@ -235,7 +260,10 @@ class Dispatcher:
         if mode is not None:
             # Terminated between claim and start: the pool now knows the run; end it.
             await self._pool.terminate(inv.request_id, mode, self._s.graceful_terminate_s)
-        return await run
+        try:
+            return await run
+        finally:
+            slot.release()
 
     async def _finish_without_run(
         self,
@@ -270,11 +298,8 @@ class Dispatcher:
             self._metrics.observe(done)
         await self._publish_status(done)
         if done.status is Status.QUEUED:
-            self._wake_at(done.run_after)
-
-    def _wake_at(self, when: float) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(max(when - time.time(), 0), self._wake.set)
+            loop = asyncio.get_running_loop()
+            loop.call_later(max(done.run_after - time.time(), 0), self.hint, done.function_id)
 
     async def _publish_status(self, inv: Invocation) -> None:
         payload = orjson.dumps({"kind": "status", "status": inv.status.value})
@@ -329,14 +354,27 @@ class Dispatcher:
         self._active += 1
         self._per_function[function_id] += 1
 
-    async def _give(self, function_id: str) -> None:
+    def _give(self, function_id: str) -> None:
         self._active -= 1
         self._per_function[function_id] -= 1
         if self._per_function[function_id] <= 0:
             del self._per_function[function_id]
-        async with self._slots_free:
-            self._slots_free.notify_all()
+        self._slot_freed.set()
         self._wake.set()
 
 
-__all__ = ["Dispatcher", "retry_or_dead_letter"]
+class _Slot:
+    """One run slot of the node and of a function, taken on creation, given back once."""
+
+    __slots__ = ("_dispatcher", "_held", "function_id")
+
+    def __init__(self, dispatcher: Dispatcher, function_id: str) -> None:
+        self._dispatcher = dispatcher
+        self.function_id = function_id
+        dispatcher._take(function_id)
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._dispatcher._give(self.function_id)

@@ -36,7 +36,8 @@ class Backend(Protocol):
     async def write(self, query: Callable[[sa.Connection], T]) -> T:
         """Run ``query`` in a write transaction; return its result once committed. Raises
         what it raised (nothing of it is then written), or ``StoreUnavailable`` when
-        closed."""
+        closed. ``query`` may run more than once, every run but the last rolled back, so
+        it must touch nothing but its connection."""
         ...
 
     async def read(self, query: Callable[[sa.Connection], T]) -> T:

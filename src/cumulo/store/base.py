@@ -80,6 +80,11 @@ class QueueStore(Protocol):
         given, only rows of those functions are taken. Safe under concurrent callers (SKIP
         LOCKED): a row goes to one node only."""
 
+    async def queued_function_ids(self, now: float) -> list[str]:
+        """Ids of the functions that have at least one queued row with ``run_after <= now``.
+        Cheap whatever the queue depth: one indexed probe per function (EXISTS on
+        (function_id, status, run_after)), not a scan of the queued rows."""
+
     async def heartbeat(
         self, node_id: str, request_ids: Sequence[str], lease_s: float, now: float
     ) -> set[str]:

@@ -222,3 +222,39 @@ def expired(conn: sa.Connection, now: float, limit: int) -> list[Invocation]:
         .limit(limit)
     )
     return [invocation_from_row(row) for row in result]
+
+
+# A loose index scan: from one function id to the next in ix_invocations_function_claim,
+# and one probe of that function's due queued rows. Its cost grows with the number of
+# functions that have rows, not with the depth of the queue. The probe is a scalar subquery
+# with LIMIT rather than EXISTS: PostgreSQL turns an EXISTS into a semi-join that reads
+# every queued row. Plain SQL that both dialects run alike (Core has no spelling for a
+# recursive CTE stepping through a scalar subquery).
+_QUEUED_FUNCTION_IDS = sa.text(
+    f"""
+    WITH RECURSIVE ids (function_id) AS (
+        SELECT MIN(function_id) FROM invocations
+        UNION ALL
+        SELECT (
+            SELECT i.function_id FROM invocations AS i
+            WHERE i.function_id > ids.function_id
+            ORDER BY i.function_id LIMIT 1
+        )
+        FROM ids WHERE ids.function_id IS NOT NULL
+    )
+    SELECT function_id FROM ids
+    WHERE function_id IS NOT NULL AND (
+        SELECT 1 FROM invocations AS q
+        WHERE q.function_id = ids.function_id AND q.status = '{_QUEUED}'
+        AND q.run_after <= :now
+        LIMIT 1
+    ) = 1
+    ORDER BY function_id
+    """
+)
+
+
+def queued_function_ids(conn: sa.Connection, now: float) -> list[str]:
+    """Ids of the functions with at least one queued row whose ``run_after <= now``, in
+    order; rows of deleted functions count (their rows stay until purged)."""
+    return list(conn.execute(_QUEUED_FUNCTION_IDS, {"now": now}).scalars())

@@ -7,7 +7,7 @@ what it meant). Timestamps are Unix seconds as double precision; JSON is stored 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -122,6 +122,8 @@ sa.Index(
     invocations.c.function_id,
     invocations.c.status,
     invocations.c.run_after,
+    invocations.c.created_at,
+    invocations.c.request_id,
 )
 sa.Index("ix_invocations_lease", invocations.c.status, invocations.c.lease_expires_at)
 sa.Index(
@@ -276,35 +278,65 @@ def outcome_values(inv: Invocation) -> dict[str, Any]:
     return values
 
 
-def invocation_from_row(row: sa.Row[Any]) -> Invocation:
-    error = row.error
-    mode = row.terminate_mode
+def invocation_from_row(row: Sequence[Any]) -> Invocation:
+    """The record of a row holding every column of ``invocations`` in table order: a
+    ``sa.Row`` of ``select(invocations)`` or ``returning(*invocations.c)``, or a plain
+    ``sqlite3`` tuple of the same columns. Positional, so that a plain tuple costs no more
+    than a ``Row``."""
+    (
+        request_id,
+        namespace,
+        function_name,
+        function_id,
+        function_revision,
+        type_,
+        async_run,
+        status,
+        event,
+        result,
+        error,
+        attempt,
+        max_attempts,
+        created_at,
+        run_after,
+        expires_at,
+        started_at,
+        finished_at,
+        duration_ms,
+        billed_duration_ms,
+        peak_memory_mb,
+        idempotency_key,
+        lease_owner,
+        lease_expires_at,
+        dead_lettered,
+        mode,
+    ) = row
     return Invocation(
-        request_id=row.request_id,
-        namespace=row.namespace,
-        function_name=row.function_name,
-        function_id=row.function_id,
-        function_revision=row.function_revision,
-        type=InvocationType(row.type),
-        async_run=bool(row.async_run),
-        status=Status(row.status),
-        event=row.event,
-        created_at=row.created_at,
-        run_after=row.run_after,
-        max_attempts=row.max_attempts,
-        expires_at=row.expires_at,
-        attempt=row.attempt,
-        result=row.result,
+        request_id=request_id,
+        namespace=namespace,
+        function_name=function_name,
+        function_id=function_id,
+        function_revision=function_revision,
+        type=InvocationType(type_),
+        async_run=bool(async_run),
+        status=Status(status),
+        event=event,
+        created_at=created_at,
+        run_after=run_after,
+        max_attempts=max_attempts,
+        expires_at=expires_at,
+        attempt=attempt,
+        result=result,
         error=None if error is None else orjson.loads(error),
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_ms=row.duration_ms,
-        billed_duration_ms=row.billed_duration_ms,
-        peak_memory_mb=row.peak_memory_mb,
-        idempotency_key=row.idempotency_key,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        dead_lettered=bool(row.dead_lettered),
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration_ms,
+        billed_duration_ms=billed_duration_ms,
+        peak_memory_mb=peak_memory_mb,
+        idempotency_key=idempotency_key,
+        lease_owner=lease_owner,
+        lease_expires_at=lease_expires_at,
+        dead_lettered=bool(dead_lettered),
         terminate_mode=None if mode is None else TerminateMode(mode),
     )
 

@@ -31,7 +31,7 @@ from cumulo.models import (
     TerminateMode,
 )
 from cumulo.store import engine as db
-from cumulo.store import queries, queue
+from cumulo.store import queries, queue, sqlite_fast
 from cumulo.store.backends import make_backend
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,14 @@ class SqlStore:
         self._url = db.parse_url(url)
         self._dialect = self._url.get_backend_name()
         self._backend = make_backend(self._url, connect_args or {})
+        # The hottest writes run straight on the driver on SQLite (``store.sqlite_fast``),
+        # where they share one writer thread; PostgreSQL keeps the Core queries.
+        fast = self._dialect == "sqlite"
+        self._enqueue = sqlite_fast.enqueue if fast else queue.enqueue
+        self._claim = sqlite_fast.claim if fast else queue.claim
+        self._heartbeat = sqlite_fast.heartbeat if fast else queue.heartbeat
+        self._write_outcome = sqlite_fast.write_outcome if fast else queue.write_outcome
+        self._append_logs = sqlite_fast.append_logs if fast else queries.append_logs
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -162,7 +170,7 @@ class SqlStore:
         nothing is inserted."""
         if not invocations:
             return []
-        return await self._write(queue.enqueue, list(invocations))
+        return await self._write(self._enqueue, list(invocations))
 
     async def claim(
         self,
@@ -186,7 +194,13 @@ class SqlStore:
         # Copies: the query runs later, maybe on another thread.
         only = None if only_function_ids is None else list(only_function_ids)
         exclude = list(exclude_function_ids)
-        return await self._write(queue.claim, node_id, limit, lease_s, now, exclude, only)
+        return await self._write(self._claim, node_id, limit, lease_s, now, exclude, only)
+
+    async def queued_function_ids(self, now: float) -> list[str]:
+        """Ids of the functions that have at least one queued row with ``run_after <= now``
+        (in id order; a deleted function's rows count until purged). One indexed probe per
+        function that has rows, whatever the depth of the queue."""
+        return await self._read(queue.queued_function_ids, now)
 
     async def heartbeat(
         self, node_id: str, request_ids: Sequence[str], lease_s: float, now: float
@@ -195,14 +209,14 @@ class SqlStore:
         whose lease was extended (others were lost to recovery or terminated)."""
         if not request_ids:
             return set()
-        return await self._write(queue.heartbeat, node_id, list(request_ids), lease_s, now)
+        return await self._write(self._heartbeat, node_id, list(request_ids), lease_s, now)
 
     async def finish(self, invocation: Invocation, node_id: str) -> bool:
         """Write the outcome of a run: status, result, error, timings, attempt, run_after,
         dead_lettered (``queued`` for a retry also clears the lease; ``terminate_mode`` is
         never overwritten). Fenced: only if the row is ``running`` and leased to ``node_id``.
         Returns whether it was written."""
-        return await self._write(queue.write_outcome, invocation, node_id)
+        return await self._write(self._write_outcome, invocation, node_id)
 
     async def expired(self, now: float, limit: int = 500) -> list[Invocation]:
         """Running rows whose lease ran out before ``now``, longest expired first."""
@@ -211,7 +225,7 @@ class SqlStore:
     async def recover(self, invocation: Invocation, expected_owner: str | None) -> bool:
         """Write a recovery outcome (as :meth:`finish`) for a row found by :meth:`expired`,
         only if it is still running and owned by ``expected_owner``."""
-        return await self._write(queue.write_outcome, invocation, expected_owner)
+        return await self._write(self._write_outcome, invocation, expected_owner)
 
     # --- invocations ----------------------------------------------------------------
 
@@ -253,7 +267,7 @@ class SqlStore:
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         """Persist lines (one transaction). A repeated ``(request_id, seq)`` is ignored."""
         if lines:
-            await self._write(queries.append_logs, list(lines))
+            await self._write(self._append_logs, list(lines))
 
     async def read_logs(
         self, request_id: str, after_seq: int = 0, limit: int = 10_000

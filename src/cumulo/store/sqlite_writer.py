@@ -5,9 +5,15 @@ SQLite takes one writer at a time, and under the server's load many coroutines w
 once: admission batches, claims, one ``finish`` per ended run, log batches, heartbeats.
 Giving each its own transaction means a lock, a BEGIN, a COMMIT and a thread hop apiece;
 here a write is handed to one thread instead, which takes *everything* pending, runs it in
-one ``BEGIN IMMEDIATE`` transaction and commits once. Each write runs inside its own
-SAVEPOINT, so one that fails (a name already taken) is rolled back alone and the others
-still commit.
+one ``BEGIN IMMEDIATE`` transaction and commits once.
+
+A write that fails (a name already taken) is rolled back alone and the others still
+commit. Writes rarely fail, so a round first runs them back to back; only when one raises
+is that transaction rolled back and the round run again with each write in its own
+SAVEPOINT. The savepoints are not free: ``sqlite3`` lets go of the GIL around every
+statement, and on a server whose event loop wants the GIL, each time the writer takes it
+back can cost more than the statement. A query may therefore run twice (the first run
+rolled back): it must touch nothing but the connection it is given.
 
 A caller's future is resolved only after the COMMIT of its round: an acknowledged write is
 on disk (WAL, ``synchronous=NORMAL``: durable across a crash of the process). If the
@@ -74,6 +80,7 @@ class SqliteWriter:
 
     async def write(self, query: Callable[[sa.Connection], T]) -> T:
         """Run ``query`` in the next round and return its result once that round committed.
+        ``query`` may run twice, the first run rolled back (see the module's docstring).
 
         Raises what ``query`` raised (its savepoint was rolled back; the rest of the round
         committed), the driver's error when the round's transaction failed, or
@@ -129,21 +136,42 @@ class SqliteWriter:
             return batch
 
     def _commit(self, batch: list[_Write]) -> list[_Outcome]:
-        """Run ``batch`` in one transaction, each write in a savepoint, and commit."""
+        """Run ``batch`` in one transaction and commit: first back to back, then, if a
+        write failed, again with each write in a savepoint."""
         done: list[_Outcome] = []
         try:
-            with self._engine.connect() as conn, conn.begin():
-                sqlite_execute(conn, "BEGIN IMMEDIATE")
-                for write in batch:
-                    if not write.future.cancelled():
-                        done.append(_run_one(conn, write))
+            with self._engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        sqlite_execute(conn, "BEGIN IMMEDIATE")
+                        done = [_run_bare(conn, w) for w in batch if not w.future.cancelled()]
+                except _WriteFailed as failed:
+                    log.debug("a store write failed (%s); running its round again", failed)
+                    done = []
+                    with conn.begin():
+                        sqlite_execute(conn, "BEGIN IMMEDIATE")
+                        for write in batch:
+                            if not write.future.cancelled():
+                                done.append(_run_one(conn, write))
         except Exception as exc:
             # Nothing of this round was written. A write that failed on its own keeps its
             # error (it would have failed anyway); every other gets the round's.
             log.warning("store write transaction failed: %s", exc)
-            failed = {id(o.write): o for o in done if o.error is not None}
-            return [failed.get(id(write)) or _Outcome(write, error=exc) for write in batch]
+            own_errors = {id(o.write): o for o in done if o.error is not None}
+            return [own_errors.get(id(write)) or _Outcome(write, error=exc) for write in batch]
         return done
+
+
+class _WriteFailed(Exception):
+    """A write raised in a round run without savepoints: roll it back, run it again."""
+
+
+def _run_bare(conn: sa.Connection, write: _Write) -> _Outcome:
+    """Run one write with no savepoint around it. Raises ``_WriteFailed`` if it raised."""
+    try:
+        return _Outcome(write, result=write.query(conn))
+    except Exception as exc:
+        raise _WriteFailed(repr(exc)) from exc
 
 
 def _run_one(conn: sa.Connection, write: _Write) -> _Outcome:

@@ -1,0 +1,139 @@
+"""The accept hot path: ``POST /v1/namespaces/{ns}/functions/{fn}/invocations`` as a bare
+ASGI handler in front of the router.
+
+It is the one endpoint whose speed is the product's (thousands of durable accepts per second
+on two cores), so it skips the framework's request and response objects and middleware;
+everything else goes to the Starlette app. Behaviour is the REST API's: same auth, same
+errors, same answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from cumulo.api.http import invocation_json
+from cumulo.errors import CumuloError, InvalidParameter, PayloadTooLarge, Unauthorized
+from cumulo.models import InvocationType
+
+if TYPE_CHECKING:
+    from cumulo.app import Cumulo
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+INVOKE_PATH = re.compile(r"^/v1/namespaces/([^/]+)/functions/([^/]+)/invocations/?$")
+_JSON = (b"content-type", b"application/json")
+
+
+class InvokeFastPath:
+    def __init__(self, app: ASGIApp, core: Cumulo) -> None:
+        self.app = app
+        self._core = core
+        self._token = f"Bearer {core.token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = INVOKE_PATH.match(scope["path"])
+            if match is not None:
+                try:
+                    await self._invoke(scope, receive, send, match.group(1), match.group(2))
+                except CumuloError as exc:
+                    await _send_error(send, exc)
+                except Exception:
+                    log.exception("unhandled error on POST %s", scope["path"])
+                    await _send_error(send, CumuloError("internal error; see the server log"))
+                return
+        await self.app(scope, receive, send)
+
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send, ns: str, name: str) -> None:
+        headers = dict(scope["headers"])
+        self._authorize(headers.get(b"authorization"))
+        core = self._core
+        kind = _requested_type(scope["query_string"])
+        fn = await core.functions.get_cached(unquote(ns), unquote(name))
+        kind = core.admission.effective_type(fn, kind)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit():
+            core.admission.check_size(int(declared), kind, fn)
+        body = await _read_body(receive, core.admission.size_limit(kind, fn))
+        key = headers.get(b"idempotency-key")
+        admitted = await core.admission.admit(fn, kind, body, key.decode() if key else None)
+        inv = admitted.invocation
+        rid = inv.request_id.encode()
+        if inv.status.terminal and inv.type is InvocationType.SYNC:
+            payload = orjson.dumps(invocation_json(inv))
+            await _send(send, 200, payload, [(b"x-request-id", rid)])
+            return
+        extra = [
+            (b"location", f"/v1/namespaces/{fn.namespace}/invocations/".encode() + rid),
+            (b"x-request-id", rid),
+        ]
+        if admitted.replayed:
+            extra.append((b"idempotent-replayed", b"true"))
+        payload = b'{"request_id":"%s","status":"%s"}' % (rid, inv.status.value.encode())
+        await _send(send, 202, payload, extra)
+
+    def _authorize(self, header: bytes | None) -> None:
+        if not header:
+            raise Unauthorized(
+                "missing token: send 'Authorization: Bearer <token>' (the admin token is in "
+                "<data-dir>/admin.token)"
+            )
+        if not hmac.compare_digest(header.strip(), self._token):
+            raise Unauthorized("invalid token")
+
+
+def _requested_type(query: bytes) -> InvocationType | None:
+    if not query:
+        return None
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key == "type":
+            try:
+                return InvocationType(value.lower())
+            except ValueError:
+                raise InvalidParameter(
+                    f"type {value!r} is invalid: use sync or async", field="type"
+                ) from None
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise CumuloError("the client went away", code="ClientClosedRequest")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [_JSON, (b"content-length", str(len(payload)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_error(send: Send, exc: CumuloError) -> None:
+    extra = []
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        extra.append((b"retry-after", str(max(1, round(retry_after + 0.499))).encode()))
+    await _send(send, exc.http_status, orjson.dumps(exc.to_dict()), extra)
