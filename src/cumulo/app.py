@@ -30,7 +30,7 @@ from cumulo.engine.admission import Admission, GroupCommit
 from cumulo.engine.dispatcher import Dispatcher
 from cumulo.engine.functions import Functions
 from cumulo.engine.limits import QpsLimiter
-from cumulo.engine.logs import LogCollector
+from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.recovery import Recovery
 from cumulo.errors import CumuloError, NotFound
 from cumulo.metrics import Metrics
@@ -120,11 +120,13 @@ class Cumulo:
             self._lock.close()
 
     async def terminate(self, namespace: str, request_id: str, mode: TerminateMode) -> Invocation:
-        inv = await self.store.request_terminate(namespace, request_id, mode, time.time())
+        now = time.time()
+        inv = await self.store.request_terminate(namespace, request_id, mode, now)
         if inv.status is Status.RUNNING:
             await self.dispatcher.terminate(inv, mode)
-        elif inv.status is Status.TERMINATED and inv.started_at is None:
-            writer = self.logs.open(request_id)
+        elif inv.status is Status.TERMINATED and inv.finished_at == now:
+            # This call ended it while queued (first run, or waiting for a retry).
+            writer = self.logs.open(request_id, await last_seq(self.store, request_id))
             writer.platform("terminated by request before it started")
             await writer.flushed()
             self.logs.forget(request_id)

@@ -163,7 +163,33 @@ def _fail(code: str, message: str, exit_code: ExitCode) -> NoReturn:
     default="memory://",
     show_default=True,
     metavar="URL",
-    help="memory:// or nats://host:port.",
+    help="memory:// (in-process; the only bus of this version).",
+)
+@_option(
+    "--max-instances",
+    envvar="CUMULO_MAX_INSTANCES",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Instances that may run at once on this node; more events wait queued.",
+)
+@_option(
+    "--instance-idle",
+    envvar="CUMULO_INSTANCE_IDLE",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="An idle (warm) instance is reclaimed after this long.",
+)
+@_option(
+    "--retention",
+    envvar="CUMULO_RETENTION",
+    default=72 * 3600.0,
+    show_default=True,
+    type=click.FloatRange(min=60),
+    metavar="SECONDS",
+    help="Finished invocations and their logs are purged after this long.",
 )
 @_option(
     "--max-async-timeout",
@@ -202,6 +228,9 @@ def server(
     store: str | None,
     bus: str,
     max_async_timeout: float,
+    max_instances: int,
+    instance_idle: float,
+    retention: float,
     examples: Path | None,
     metrics_public: bool,
     log_level: str,
@@ -214,6 +243,9 @@ def server(
         store_url=store,
         bus_url=bus,
         max_async_timeout_s=max_async_timeout,
+        max_instances=max_instances,
+        instance_idle_s=instance_idle,
+        retention_s=retention,
         metrics_public=metrics_public,
         examples_dir=examples,
     )

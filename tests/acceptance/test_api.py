@@ -18,8 +18,14 @@ pytestmark = pytest.mark.anyio
 HELLO = "def main_handler(event, context):\n    return {'hello': event.get('name', 'world')}\n"
 
 
-def _api(server: ServerProcess, method: str, path: str, **kwargs: object) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {server.token}"}
+def _api(
+    server: ServerProcess,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    **kwargs: object,
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token}", **(headers or {})}
     return httpx.request(method, server.url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
@@ -142,3 +148,18 @@ async def test_metrics_count_invocations(client: Client) -> None:
     assert "cumulo_instances_live" in text
     assert "cumulo_invocation_duration_seconds_bucket" in text
     assert "cumulo_cold_starts_total" in text
+
+
+async def test_invoke_header_rules(client: Client, server: ServerProcess) -> None:
+    await client.create_function("hh", files={"index.py": HELLO})
+    path = "/v1/namespaces/default/functions/hh/invocations"
+    lowercase = {"authorization": f"bearer {server.token}"}
+    lower = httpx.post(server.url + path, json={}, headers=lowercase)
+    assert lower.status_code == 200
+    r = _api(server, "POST", path, json={}, headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "InvalidParameterValue.IdempotencyKey"
+    r = _api(server, "POST", path + "?type=async", json={}, headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 202
+    r = _api(server, "POST", path + "?type=later", json={})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameterValue.Type"

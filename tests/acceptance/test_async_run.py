@@ -105,3 +105,14 @@ async def test_two_hundred_concurrent_runs_none_lost(client: Client) -> None:
     done = await asyncio.gather(*(client.wait(i["request_id"], 90) for i in ids))
     assert {d["status"] for d in done} == {"succeeded"}
     assert len({d["request_id"] for d in done}) == 200
+
+
+async def test_long_logs_are_replayed_whole(client: Client) -> None:
+    chatty = "def main_handler(event, context):\n    for i in range(12000):\n        print(i)\n"
+    await client.create_function("chatty", files={"index.py": chatty}, async_run=True)
+    rid = (await client.invoke("chatty"))["request_id"]
+    await client.wait(rid, 60)
+    lines = await client.logs(rid)
+    assert [line["text"] for line in lines] == [str(i) for i in range(12000)]
+    followed = [d["seq"] async for k, d in client.follow_logs(rid, last_event_id=100) if k == "log"]
+    assert followed == list(range(101, 12001))

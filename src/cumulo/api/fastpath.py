@@ -41,7 +41,7 @@ class InvokeFastPath:
     def __init__(self, app: ASGIApp, core: Cumulo) -> None:
         self.app = app
         self._core = core
-        self._token = f"Bearer {core.token}".encode()
+        self._token = core.token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -68,8 +68,7 @@ class InvokeFastPath:
         if declared is not None and declared.isdigit():
             core.admission.check_size(int(declared), kind, fn)
         body = await _read_body(receive, core.admission.size_limit(kind, fn))
-        key = headers.get(b"idempotency-key")
-        admitted = await core.admission.admit(fn, kind, body, key.decode() if key else None)
+        admitted = await core.admission.admit(fn, kind, body, _text(headers, b"idempotency-key"))
         inv = admitted.invocation
         rid = inv.request_id.encode()
         if inv.status.terminal and inv.type is InvocationType.SYNC:
@@ -86,13 +85,26 @@ class InvokeFastPath:
         await _send(send, 202, payload, extra)
 
     def _authorize(self, header: bytes | None) -> None:
-        if not header:
+        scheme, _, value = (header or b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not value.strip():
             raise Unauthorized(
                 "missing token: send 'Authorization: Bearer <token>' (the admin token is in "
                 "<data-dir>/admin.token)"
             )
-        if not hmac.compare_digest(header.strip(), self._token):
+        if not hmac.compare_digest(value.strip(), self._token):
             raise Unauthorized("invalid token")
+
+
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidParameter(
+            f"the {name.decode()} header must be ASCII text", code="InvalidParameterValue.Header"
+        ) from None
 
 
 def _requested_type(query: bytes) -> InvocationType | None:

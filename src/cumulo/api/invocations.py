@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from cumulo.api.http import invocation_json, json_response, read_json
 from cumulo.engine import validation as v
-from cumulo.engine.logs import line_json, subject
+from cumulo.engine.logs import line_json, stored_lines, subject
 from cumulo.errors import InvalidParameter
 from cumulo.models import InvocationFilter, LogLine, Status, TerminateMode
 
@@ -97,9 +97,12 @@ async def logs(request: Request) -> Response:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    lines = await core.store.read_logs(rid, after)
-    body = b"".join(orjson.dumps(line_json(line)) + b"\n" for line in lines)
-    return Response(body, media_type="application/x-ndjson")
+    return StreamingResponse(_ndjson(core, rid, after), media_type="application/x-ndjson")
+
+
+async def _ndjson(core: Cumulo, rid: str, after: int) -> AsyncIterator[bytes]:
+    async for page in stored_lines(core.store, rid, after):
+        yield b"".join(orjson.dumps(line_json(line)) + b"\n" for line in page)
 
 
 async def _follow(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[bytes]:
@@ -111,9 +114,10 @@ async def _follow(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[
     pending: asyncio.Future[bytes] | None = None
     last = after
     try:
-        for line in await core.store.read_logs(rid, last):
-            last = line.seq
-            yield _sse_line(line)
+        async for page in stored_lines(core.store, rid, last):
+            for line in page:
+                last = line.seq
+                yield _sse_line(line)
         inv = await core.store.get_invocation(ns, rid)
         while not inv.status.terminal:
             if pending is None:
@@ -136,9 +140,10 @@ async def _follow(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[
                         yield _sse_event("log", item["seq"], item)
             elif Status(msg["status"]).terminal:
                 break
-        for line in await core.store.read_logs(rid, last):
-            last = line.seq
-            yield _sse_line(line)
+        async for page in stored_lines(core.store, rid, last):
+            for line in page:
+                last = line.seq
+                yield _sse_line(line)
         inv = await core.store.get_invocation(ns, rid)
         end = {"request_id": rid, "status": inv.status.value, "scf_status": inv.status.scf_name}
         yield b"event: end\ndata: " + orjson.dumps(end) + b"\n\n"

@@ -110,13 +110,20 @@ class Admission:
         """
         self.check_size(len(body), kind, fn)
         event = _event_text(body)
-        if idempotency_key is not None and (
-            not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY
-        ):
-            raise InvalidParameter(
-                f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
-                code="InvalidParameterValue.IdempotencyKey",
-            )
+        if idempotency_key is not None:
+            if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+                raise InvalidParameter(
+                    f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
+                    code="InvalidParameterValue.IdempotencyKey",
+                )
+            if kind is InvocationType.SYNC:
+                # A sync caller holds the answer itself; silently running twice would break
+                # the key's promise, so say it is not supported.
+                raise InvalidParameter(
+                    "Idempotency-Key applies to async invocations; drop it or invoke with "
+                    "?type=async",
+                    code="InvalidParameterValue.IdempotencyKey",
+                )
         if fn.async_run:
             wait_s = self._limiter.try_acquire(fn.id, fn.max_qps)
             if wait_s:

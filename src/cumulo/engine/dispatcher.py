@@ -20,7 +20,7 @@ import orjson
 
 from cumulo.bus.base import Bus
 from cumulo.engine.functions import Functions
-from cumulo.engine.logs import LogCollector, LogWriter, subject
+from cumulo.engine.logs import LogCollector, LogWriter, last_seq, subject
 from cumulo.engine.outcome import apply_outcome
 from cumulo.errors import CumuloError, FunctionNotFound
 from cumulo.metrics import Metrics
@@ -62,6 +62,8 @@ class Dispatcher:
         self._limited: dict[str, int] = {}
         self._leased: dict[str, Invocation] = {}
         self._terminating: dict[str, TerminateMode] = {}
+        #: Runs whose lease the heartbeat found gone (recovery elsewhere owns their fate).
+        self._lost: set[str] = set()
         #: Functions that may have claimable rows, in claim order (a dict as ordered set).
         self._with_work: dict[str, None] = {}
         self._discover_at = 0.0
@@ -135,7 +137,7 @@ class Dispatcher:
             try:
                 while not self._stopping and await self._claim_round():
                     pass
-            except CumuloError:
+            except Exception:
                 log.exception("claiming failed; retrying")
                 await asyncio.sleep(self._s.poll_interval_s)
 
@@ -193,13 +195,11 @@ class Dispatcher:
         finally:
             self._leased.pop(inv.request_id, None)
             self._terminating.pop(inv.request_id, None)
+            self._lost.discard(inv.request_id)
             slot.release()
 
     async def _execute_leased(self, inv: Invocation, slot: _Slot) -> None:
-        start_seq = 0
-        if inv.attempt > 1:
-            previous = await self._store.read_logs(inv.request_id)
-            start_seq = previous[-1].seq if previous else 0
+        start_seq = await last_seq(self._store, inv.request_id) if inv.attempt > 1 else 0
         writer = self._logs.open(inv.request_id, start_seq)
         if inv.terminate_mode is not None:
             # Terminated while it waited for a retry: it ends here, without running again.
@@ -286,7 +286,19 @@ class Dispatcher:
         await self._write(done)
 
     async def _write(self, done: Invocation) -> None:
-        written = await self._store.finish(done, self._node)
+        """Write the outcome, retrying while the store is unreachable and the lease is still
+        ours (the heartbeat keeps it): a finished run's result is not given up lightly."""
+        delay_s = 0.2
+        while True:
+            try:
+                written = await self._store.finish(done, self._node)
+                break
+            except CumuloError:
+                if done.request_id in self._lost or self._stopping:
+                    raise
+                log.exception("writing an outcome failed; retrying in %.1f s", delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
         self._logs.forget(done.request_id)
         if not written:
             log.warning(
@@ -321,10 +333,13 @@ class Dispatcher:
 
     async def _terminate_loop(self, sub: object) -> None:
         async for raw in sub:  # type: ignore[attr-defined]
-            msg = orjson.loads(raw)
-            await self._pool.terminate(
-                msg["request_id"], TerminateMode(msg["mode"]), self._s.graceful_terminate_s
-            )
+            try:
+                msg = orjson.loads(raw)
+                await self._pool.terminate(
+                    msg["request_id"], TerminateMode(msg["mode"]), self._s.graceful_terminate_s
+                )
+            except Exception:
+                log.exception("bad terminate message: %r", raw[:200])
 
     async def _heartbeat_loop(self) -> None:
         interval = self._s.lease_s / 3
@@ -335,12 +350,13 @@ class Dispatcher:
                 continue
             try:
                 kept = await self._store.heartbeat(self._node, ids, self._s.lease_s, time.time())
-            except CumuloError:
+            except Exception:
                 log.exception("lease heartbeat failed")
                 continue
             for rid in set(ids) - kept:
                 # Lost: recovery elsewhere decided this run's fate, or it was terminated.
                 log.warning("lease lost; ending the run here", extra={"request_id": rid})
+                self._lost.add(rid)
                 await self._pool.terminate(rid, TerminateMode.FORCE, 0)
 
     # -- slots --------------------------------------------------------------------------

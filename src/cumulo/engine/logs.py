@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 
@@ -23,10 +23,38 @@ from cumulo.store.base import LogStore
 log = logging.getLogger(__name__)
 
 TRUNCATION_TEXT = "[PLATFORM] log truncated: this invocation wrote more than {cap} bytes"
+#: A batch the store refused this many times in a row is dropped (and said so in the server
+#: log) rather than holding every invocation's outcome back behind it.
+MAX_FLUSH_FAILURES = 5
 
 
 def subject(request_id: str) -> str:
     return f"invocation.{request_id}"
+
+
+#: Lines read from the store per query when replaying a log.
+READ_PAGE = 5_000
+
+
+async def stored_lines(
+    store: LogStore, request_id: str, after_seq: int = 0
+) -> AsyncIterator[list[LogLine]]:
+    """Every stored line after ``after_seq``, page by page (a 24 h job may have millions)."""
+    while True:
+        page = await store.read_logs(request_id, after_seq, READ_PAGE)
+        if page:
+            yield page
+            after_seq = page[-1].seq
+        if len(page) < READ_PAGE:
+            return
+
+
+async def last_seq(store: LogStore, request_id: str) -> int:
+    """The sequence number of the invocation's last stored line (0 when none)."""
+    last = 0
+    async for page in stored_lines(store, request_id):
+        last = page[-1].seq
+    return last
 
 
 def line_json(line: LogLine) -> dict[str, object]:
@@ -50,6 +78,8 @@ class LogWriter:
             return
         if self._truncated:
             return
+        if "\x00" in text:  # no database takes NUL in text; show it as the replacement char
+            text = text.replace("\x00", "\ufffd")
         size = len(text) + 1
         if self.bytes_written + size > self._cap:
             self._truncated = True
@@ -85,6 +115,7 @@ class LogCollector:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._failures = 0
 
     def open(self, request_id: str, start_seq: int = 0) -> LogWriter:
         return LogWriter(self, request_id, start_seq, self._cap)
@@ -129,12 +160,17 @@ class LogCollector:
         batch, self._pending = self._pending, []
         try:
             await self._store.append_logs(batch)
+            self._failures = 0
         except Exception:
-            log.exception("could not persist %d log lines; will retry", len(batch))
-            self._pending[:0] = batch
-            await asyncio.sleep(0.5)
-            self._wake.set()
-            return
+            self._failures += 1
+            if self._failures < MAX_FLUSH_FAILURES:
+                log.exception("could not persist %d log lines; will retry", len(batch))
+                self._pending[:0] = batch
+                await asyncio.sleep(0.2 * 2**self._failures)
+                self._wake.set()
+                return
+            log.exception("dropping %d log lines the store keeps refusing", len(batch))
+            self._failures = 0
         by_request: defaultdict[str, list[LogLine]] = defaultdict(list)
         for line in batch:
             by_request[line.request_id].append(line)

@@ -15,9 +15,8 @@ import math
 import time
 from dataclasses import replace
 
-from cumulo.engine.logs import LogCollector
+from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.outcome import retry_or_dead_letter, retryable
-from cumulo.errors import CumuloError
 from cumulo.models import Invocation, Status
 from cumulo.settings import Settings
 from cumulo.store.base import Store
@@ -74,8 +73,7 @@ class Recovery:
         return lost
 
     async def _note(self, outcome: Invocation, before: Invocation) -> None:
-        previous = await self._store.read_logs(before.request_id)
-        writer = self._logs.open(before.request_id, previous[-1].seq if previous else 0)
+        writer = self._logs.open(before.request_id, await last_seq(self._store, before.request_id))
         what = "queued again" if outcome.status is Status.QUEUED else "failed: InstanceLost"
         writer.platform(f"instance lost (node {before.lease_owner} stopped); {what}")
         await writer.flushed()
@@ -103,5 +101,5 @@ class Recovery:
                     gone = await self._store.purge(time.time() - self._s.retention_s)
                     if gone:
                         log.info("purged %d invocations past retention", gone)
-            except CumuloError:
+            except Exception:
                 log.exception("recovery round failed")

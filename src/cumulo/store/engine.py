@@ -233,7 +233,12 @@ def translate(exc: BaseException) -> CumuloError:
     ):
         detail = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         return StoreUnavailable(f"the store is unavailable: {detail}")
-    return CumuloError(f"store error: {exc}")
+    if isinstance(exc, sa.exc.DataError):
+        log.info("the store refused a value: %s", exc)
+        return InvalidParameter("a value was refused by the store (bad characters or size)")
+    # The statement and its parameters go to the server log, never into an API answer.
+    log.error("store error: %s", exc)
+    return CumuloError("store error; see the server log")
 
 
 #: What :func:`translate` takes; anything else (a cumulo error, a cancellation) passes.
