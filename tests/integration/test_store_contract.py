@@ -356,6 +356,20 @@ async def test_finish_with_retry_requeues_and_clears_the_lease(store: SqlStore) 
     assert (again.attempt, again.lease_owner) == (2, "n2")
 
 
+async def test_an_old_attempt_cannot_finish_over_a_new_one(store: SqlStore) -> None:
+    first = await _running(store, "n1")
+    retry = dataclasses.replace(first, status=Status.QUEUED, run_after=T0)
+    assert await store.finish(retry, "n1")
+    (second,) = await store.claim("n1", 1, 30.0, T0 + 1)  # the same node claims the retry
+    assert second.attempt == first.attempt + 1
+    stale = dataclasses.replace(first, status=Status.SUCCEEDED, result="1", finished_at=T0 + 2)
+    assert not await store.finish(stale, "n1")
+    assert (await store.get_invocation("default", first.request_id)).status is Status.RUNNING
+    done = dataclasses.replace(second, status=Status.SUCCEEDED, result="2", finished_at=T0 + 3)
+    assert await store.finish(done, "n1")
+    assert (await store.get_invocation("default", first.request_id)).result == "2"
+
+
 async def test_expired_lease_and_recovery(store: SqlStore) -> None:
     inv = await _running(store, "n1", now=T0)  # lease until T0 + 30
     kept = await _running(store, "n2", now=T0)

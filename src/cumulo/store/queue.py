@@ -31,14 +31,18 @@ _RUNNING = Status.RUNNING.value
 # without ``.values()`` sets the columns its parameters name; the WHERE clause's parameters
 # are named apart from the columns (``w_*``).
 _INSERT = sa.insert(invocations)
+# Fenced on the attempt too: a node that lost its lease and later claimed the row's retry
+# must not write the old attempt's outcome over the new one.
 _OUTCOME_UNOWNED = sa.update(invocations).where(
     _c.request_id == sa.bindparam("w_request_id"),
     _c.status == _RUNNING,
+    _c.attempt == sa.bindparam("w_attempt"),
     _c.lease_owner.is_(None),
 )
 _OUTCOME_OWNED = sa.update(invocations).where(
     _c.request_id == sa.bindparam("w_request_id"),
     _c.status == _RUNNING,
+    _c.attempt == sa.bindparam("w_attempt"),
     _c.lease_owner == sa.bindparam("w_owner"),
 )
 
@@ -201,10 +205,12 @@ def heartbeat(
 
 
 def write_outcome(conn: sa.Connection, invocation: Invocation, owner: str | None) -> bool:
-    """Write the outcome columns of ``invocation`` if its row is still running and leased to
-    ``owner`` (``None``: a running row with no owner). Returns whether it was written."""
+    """Write the outcome columns of ``invocation`` if its row is still running the same
+    attempt and leased to ``owner`` (``None``: a running row with no owner). Returns whether
+    it was written."""
     params = outcome_values(invocation)
     params["w_request_id"] = invocation.request_id
+    params["w_attempt"] = invocation.attempt
     if owner is None:
         statement = _OUTCOME_UNOWNED
     else:

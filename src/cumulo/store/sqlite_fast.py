@@ -82,7 +82,7 @@ def _update_outcome(columns: Sequence[str], owned: bool) -> str:
     fence = "lease_owner = ?" if owned else "lease_owner IS NULL"
     return (
         f"UPDATE invocations SET {assignments} "
-        f"WHERE request_id = ? AND status = '{_RUNNING}' AND {fence}"
+        f"WHERE request_id = ? AND status = '{_RUNNING}' AND attempt = ? AND {fence}"
     )
 
 
@@ -224,7 +224,9 @@ def write_outcome(conn: sa.Connection, invocation: Invocation, owner: str | None
     values = outcome_values(invocation)
     retry = "lease_owner" in values
     params = _retry_params(values) if retry else _outcome_params(values)
-    fence = (invocation.request_id,) if owner is None else (invocation.request_id, owner)
+    fence: tuple[Any, ...] = (invocation.request_id, invocation.attempt)
+    if owner is not None:
+        fence = (*fence, owner)
     cursor = _execute(conn, _OUTCOMES[(retry, owner is not None)], (*params, *fence))
     return cursor.rowcount == 1
 
