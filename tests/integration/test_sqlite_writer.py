@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from cumulo.errors import StoreUnavailable
 from cumulo.store import engine as db
-from cumulo.store.sqlite_writer import SqliteWriter
+from cumulo.store.sqlite_writer import SqliteWriter, begin
 
 pytestmark = pytest.mark.anyio
 
@@ -95,12 +95,16 @@ class Gate:
         self._open.set()
 
 
-async def _one_round(rig: Rig, *queries: Callable[[sa.Connection], object]) -> list[object]:
+async def _one_round(
+    rig: Rig, *queries: Callable[[sa.Connection], object], self_contained: bool = False
+) -> list[object]:
     """Run ``queries`` as concurrent writes that all wait behind a gate; return each one's
     result or error."""
     gate = Gate()
     gated = await gate.close_on(rig.writer)
-    writes = [asyncio.create_task(rig.writer.write(q)) for q in queries]
+    writes = [
+        asyncio.create_task(rig.writer.write(q, self_contained=self_contained)) for q in queries
+    ]
     await asyncio.sleep(0)  # each write is pending now
     gate.open()
     await gated
@@ -137,6 +141,51 @@ async def test_a_failing_write_loses_all_its_statements_and_nothing_else(rig: Ri
     assert isinstance(both, sa.exc.IntegrityError)
     assert rig.ids() == [1, 2]
     assert [sql for sql in rig.statements if sql.startswith("SAVEPOINT")], "second run"
+
+
+def _written(rig: Rig) -> list[str]:
+    """The statements traced, less the reads of :meth:`Rig.ids`."""
+    return [sql for sql in rig.statements if not sql.startswith("SELECT")]
+
+
+async def test_a_lone_self_contained_write_runs_without_a_transaction(rig: Rig) -> None:
+    await rig.writer.write(insert(1))  # opens the writer's connection
+    rig.statements.clear()
+    assert await rig.writer.write(insert(2), self_contained=True) == 2
+    assert rig.statements == ["INSERT INTO item (id, parent) VALUES (2, NULL)"]
+    assert rig.ids() == [1, 2]  # committed by itself: another connection sees it
+
+
+async def test_self_contained_writes_beside_others_share_the_round(rig: Rig) -> None:
+    await rig.writer.write(insert(0))
+    rig.statements.clear()
+    assert await _one_round(rig, insert(1), insert(2), self_contained=True) == [1, 2]
+    ran = _written(rig)
+    # The gate's round (it runs no statement), then one round for both writes.
+    assert ran.count("BEGIN IMMEDIATE") == 2
+    assert [sql for sql in ran if sql.startswith("INSERT")] == [
+        "INSERT INTO item (id, parent) VALUES (1, NULL)",
+        "INSERT INTO item (id, parent) VALUES (2, NULL)",
+    ]
+    assert rig.ids() == [0, 1, 2]
+
+
+async def test_a_lone_self_contained_write_that_begins_is_atomic(rig: Rig) -> None:
+    await rig.writer.write(insert(1))
+
+    def two_inserts(first: int, second: int) -> Callable[[sa.Connection], None]:
+        def query(conn: sa.Connection) -> None:
+            begin(conn)
+            insert(first)(conn)
+            insert(second)(conn)
+
+        return query
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await rig.writer.write(two_inserts(10, 1), self_contained=True)
+    assert rig.ids() == [1], "the first insert was rolled back with the second"
+    await rig.writer.write(two_inserts(10, 11), self_contained=True)
+    assert rig.ids() == [1, 10, 11]
 
 
 async def test_a_failed_commit_fails_every_write_of_its_round(rig: Rig) -> None:

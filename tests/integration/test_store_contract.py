@@ -17,6 +17,7 @@ import pytest
 from factories import make_function, make_invocation, make_log_line
 
 from cumulo.errors import (
+    Conflict,
     FunctionExists,
     FunctionNotFound,
     InvalidParameter,
@@ -152,6 +153,19 @@ async def test_enqueue_stores_every_row(store: SqlStore) -> None:
         await store.get_invocation("default", str(uuid.uuid4()))
     with pytest.raises(InvocationNotFound):
         await store.get_invocation("other", batch[0].request_id)
+
+
+async def test_a_failing_enqueue_stores_none_of_its_rows(store: SqlStore) -> None:
+    fn = make_function()
+    # Larger than one multi-row INSERT: the duplicate request id fails a later statement.
+    batch = [make_invocation(fn) for _ in range(1200)]
+    batch.append(dataclasses.replace(make_invocation(fn), request_id=batch[0].request_id))
+    with pytest.raises(Conflict):
+        await store.enqueue(batch)
+    for inv in (batch[0], batch[600], batch[1199]):
+        with pytest.raises(InvocationNotFound):
+            await store.get_invocation("default", inv.request_id)
+    assert await store.count_by_status() == {}
 
 
 async def test_idempotency_key_same_function_returns_the_first_row(store: SqlStore) -> None:

@@ -60,6 +60,8 @@ class Dispatcher:
         self._active = 0
         self._per_function: Counter[str] = Counter()
         self._limited: dict[str, int] = {}
+        #: Functions whose config this node has read (so their limit is known).
+        self._known: set[str] = set()
         self._leased: dict[str, Invocation] = {}
         self._terminating: dict[str, TerminateMode] = {}
         #: Runs whose lease the heartbeat found gone (recovery elsewhere owns their fate).
@@ -93,6 +95,7 @@ class Dispatcher:
 
     def know(self, fn: Function) -> None:
         """Note a function's concurrency limit (called on create/change and when claimed)."""
+        self._known.add(fn.id)
         if fn.max_concurrency:
             self._limited[fn.id] = fn.max_concurrency
         else:
@@ -160,6 +163,9 @@ class Dispatcher:
                 break
             limit = self._limited.get(fid)
             room = free if limit is None else min(free, limit - self._per_function[fid])
+            if fid not in self._known:
+                # Made on another node: one row until its config (and limit) is read.
+                room = min(room, 1)
             if room <= 0:
                 continue
             rows = await self._store.claim(

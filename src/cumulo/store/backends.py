@@ -33,11 +33,15 @@ SQLITE_READ_THREADS = 2
 
 
 class Backend(Protocol):
-    async def write(self, query: Callable[[sa.Connection], T]) -> T:
+    async def write(
+        self, query: Callable[[sa.Connection], T], *, self_contained: bool = False
+    ) -> T:
         """Run ``query`` in a write transaction; return its result once committed. Raises
         what it raised (nothing of it is then written), or ``StoreUnavailable`` when
         closed. ``query`` may run more than once, every run but the last rolled back, so
-        it must touch nothing but its connection."""
+        it must touch nothing but its connection. ``self_contained``: see
+        ``SqliteWriter.write`` (a hint; PostgreSQL runs every write in its own
+        transaction anyway)."""
         ...
 
     async def read(self, query: Callable[[sa.Connection], T]) -> T:
@@ -75,8 +79,10 @@ class SqliteBackend:
         )
         self._closed = False
 
-    async def write(self, query: Callable[[sa.Connection], T]) -> T:
-        return await self._writer.write(query)
+    async def write(
+        self, query: Callable[[sa.Connection], T], *, self_contained: bool = False
+    ) -> T:
+        return await self._writer.write(query, self_contained=self_contained)
 
     async def read(self, query: Callable[[sa.Connection], T]) -> T:
         if self._closed:
@@ -113,7 +119,9 @@ class PostgresBackend:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def write(self, query: Callable[[sa.Connection], T]) -> T:
+    async def write(
+        self, query: Callable[[sa.Connection], T], *, self_contained: bool = False
+    ) -> T:
         self._enter()
         try:
             async with self._engine.begin() as conn:

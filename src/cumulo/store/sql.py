@@ -98,6 +98,19 @@ class SqlStore:
         except db.DRIVER_ERRORS as exc:
             raise db.translate(exc) from exc
 
+    async def _write_hot(
+        self, query: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """:meth:`_write` for the hot queries (``self._enqueue`` and its siblings), which
+        are self-contained (see ``store.sqlite_fast``): alone in a SQLite writer round, they
+        run with no BEGIN and COMMIT of the writer's."""
+        try:
+            return await self._backend.write(
+                lambda conn: query(conn, *args, **kw), self_contained=True
+            )
+        except db.DRIVER_ERRORS as exc:
+            raise db.translate(exc) from exc
+
     async def _read(
         self, query: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kw: P.kwargs
     ) -> T:
@@ -170,7 +183,7 @@ class SqlStore:
         nothing is inserted."""
         if not invocations:
             return []
-        return await self._write(self._enqueue, list(invocations))
+        return await self._write_hot(self._enqueue, list(invocations))
 
     async def claim(
         self,
@@ -194,7 +207,7 @@ class SqlStore:
         # Copies: the query runs later, maybe on another thread.
         only = None if only_function_ids is None else list(only_function_ids)
         exclude = list(exclude_function_ids)
-        return await self._write(self._claim, node_id, limit, lease_s, now, exclude, only)
+        return await self._write_hot(self._claim, node_id, limit, lease_s, now, exclude, only)
 
     async def queued_function_ids(self, now: float) -> list[str]:
         """Ids of the functions that have at least one queued row with ``run_after <= now``
@@ -209,14 +222,14 @@ class SqlStore:
         whose lease was extended (others were lost to recovery or terminated)."""
         if not request_ids:
             return set()
-        return await self._write(self._heartbeat, node_id, list(request_ids), lease_s, now)
+        return await self._write_hot(self._heartbeat, node_id, list(request_ids), lease_s, now)
 
     async def finish(self, invocation: Invocation, node_id: str) -> bool:
         """Write the outcome of a run: status, result, error, timings, attempt, run_after,
         dead_lettered (``queued`` for a retry also clears the lease; ``terminate_mode`` is
         never overwritten). Fenced: only if the row is ``running`` and leased to ``node_id``.
         Returns whether it was written."""
-        return await self._write(self._write_outcome, invocation, node_id)
+        return await self._write_hot(self._write_outcome, invocation, node_id)
 
     async def expired(self, now: float, limit: int = 500) -> list[Invocation]:
         """Running rows whose lease ran out before ``now``, longest expired first."""
@@ -225,7 +238,7 @@ class SqlStore:
     async def recover(self, invocation: Invocation, expected_owner: str | None) -> bool:
         """Write a recovery outcome (as :meth:`finish`) for a row found by :meth:`expired`,
         only if it is still running and owned by ``expected_owner``."""
-        return await self._write(self._write_outcome, invocation, expected_owner)
+        return await self._write_hot(self._write_outcome, invocation, expected_owner)
 
     # --- invocations ----------------------------------------------------------------
 
@@ -267,7 +280,7 @@ class SqlStore:
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         """Persist lines (one transaction). A repeated ``(request_id, seq)`` is ignored."""
         if lines:
-            await self._write(self._append_logs, list(lines))
+            await self._write_hot(self._append_logs, list(lines))
 
     async def read_logs(
         self, request_id: str, after_seq: int = 0, limit: int = 10_000

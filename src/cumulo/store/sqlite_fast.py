@@ -6,9 +6,13 @@ their cost was the Python around each statement (SQLAlchemy's execute path: stat
 cache lookup, parameter processing, result rows), not SQLite. Here each statement's SQL
 text is built once, parameters go to the driver as plain tuples and rows come back as
 plain tuples. Each function has the signature, the results and the errors of its twin in
-``store.queue`` / ``store.queries`` (which PostgreSQL keeps using), runs inside the
-writer's transaction like it, and hands the cases off the hot path (keyed
-rows, claims that exclude functions or name several) to that twin.
+``store.queue`` / ``store.queries`` (which PostgreSQL keeps using), and hands the cases
+off the hot path (keyed rows, claims that exclude functions or name several) to that twin.
+
+Each is *self-contained* in the sense of ``SqliteWriter.write``: it runs one statement, or
+calls ``sqlite_writer.begin`` before running more (a large batch, a hand-off to a twin).
+Alone in a writer round it then runs with no BEGIN and COMMIT around it; beside other
+writes, inside the round's transaction.
 
 Rows are written with multi-row ``INSERT ... VALUES (...), (...)`` rather than an
 ``executemany`` of a one-row INSERT: ``sqlite3`` lets go of the GIL around every statement
@@ -39,6 +43,7 @@ from cumulo.store.schema import (
     log_lines,
     outcome_values,
 )
+from cumulo.store.sqlite_writer import begin
 
 _QUEUED = Status.QUEUED.value
 _RUNNING = Status.RUNNING.value
@@ -158,6 +163,8 @@ def _insert_rows(
     per_insert: int,
     ignore: bool,
 ) -> None:
+    if len(rows) > per_insert:
+        begin(conn)
     for start in range(0, len(rows), per_insert):
         page = rows[start : start + per_insert]
         params = [value for row in page for value in row]
@@ -168,6 +175,7 @@ def enqueue(conn: sa.Connection, batch: Sequence[Invocation]) -> list[Invocation
     """``queue.enqueue``: rows without an idempotency key (the inputs are then what was
     stored) in multi-row INSERTs; a batch with a keyed row goes to ``queue.enqueue``."""
     if any(inv.idempotency_key is not None for inv in batch):
+        begin(conn)
         return queue.enqueue(conn, batch)
     rows = [_invocation_params(invocation_values(inv)) for inv in batch]
     _insert_rows(
@@ -190,6 +198,7 @@ def claim(
     if limit < 1 or (only_function_ids is not None and not only_function_ids):
         return []
     if exclude_function_ids or (only_function_ids is not None and len(only_function_ids) > 1):
+        begin(conn)
         return queue.claim(
             conn, node_id, limit, lease_s, now, exclude_function_ids, only_function_ids
         )
@@ -211,6 +220,8 @@ def heartbeat(
     if not request_ids:
         return set()
     ids = list(dict.fromkeys(request_ids))
+    if len(ids) > _IDS_PER_UPDATE:
+        begin(conn)
     extended: set[str] = set()
     for start in range(0, len(ids), _IDS_PER_UPDATE):
         page = ids[start : start + _IDS_PER_UPDATE]

@@ -15,6 +15,12 @@ statement, and on a server whose event loop wants the GIL, each time the writer 
 back can cost more than the statement. A query may therefore run twice (the first run
 rolled back): it must touch nothing but the connection it is given.
 
+For the same reason a round of one *self-contained* write (a query that keeps its own
+statements atomic: it runs one statement, or calls :func:`begin` before running more) runs
+without the round's BEGIN and COMMIT: a lone statement commits by itself (SQLite's
+autocommit), one statement instead of three. When the server is busy, rounds of one write
+(an admission batch, a claim, a finish) are the common case.
+
 A caller's future is resolved only after the COMMIT of its round: an acknowledged write is
 on disk (WAL, ``synchronous=NORMAL``: durable across a crash of the process). If the
 transaction itself fails (BEGIN, a savepoint, the COMMIT), nothing of the round was written
@@ -53,6 +59,7 @@ class _Write:
     query: Callable[[sa.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    self_contained: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,14 @@ class SqliteWriter:
         self._draining = False
         self._closed = False
 
-    async def write(self, query: Callable[[sa.Connection], T]) -> T:
+    async def write(
+        self, query: Callable[[sa.Connection], T], *, self_contained: bool = False
+    ) -> T:
         """Run ``query`` in the next round and return its result once that round committed.
         ``query`` may run twice, the first run rolled back (see the module's docstring).
+        ``self_contained``: ``query`` runs a single statement, or calls :func:`begin` before
+        its first statement when it runs more, so that it may run alone outside a
+        transaction.
 
         Raises what ``query`` raised (its savepoint was rolled back; the rest of the round
         committed), the driver's error when the round's transaction failed, or
@@ -92,7 +104,7 @@ class SqliteWriter:
         with self._mutex:
             if self._closed:
                 raise StoreUnavailable("the store is closed")
-            self._pending.append(_Write(query, future, loop))
+            self._pending.append(_Write(query, future, loop, self_contained))
             if not self._draining:
                 self._draining = True
                 self._thread.submit(self._drain)
@@ -137,7 +149,10 @@ class SqliteWriter:
 
     def _commit(self, batch: list[_Write]) -> list[_Outcome]:
         """Run ``batch`` in one transaction and commit: first back to back, then, if a
-        write failed, again with each write in a savepoint."""
+        write failed, again with each write in a savepoint. A lone self-contained write
+        runs on its own (:meth:`_commit_alone`)."""
+        if len(batch) == 1 and batch[0].self_contained:
+            return self._commit_alone(batch[0])
         done: list[_Outcome] = []
         try:
             with self._engine.connect() as conn:
@@ -160,6 +175,30 @@ class SqliteWriter:
             own_errors = {id(o.write): o for o in done if o.error is not None}
             return [own_errors.get(id(write)) or _Outcome(write, error=exc) for write in batch]
         return done
+
+    def _commit_alone(self, write: _Write) -> list[_Outcome]:
+        """Run a self-contained write with no BEGIN of the writer's: its one statement
+        commits by itself, or the transaction it began with :func:`begin` is committed
+        (rolled back if it raised) here."""
+        if write.future.cancelled():
+            return []
+        try:
+            # SQLAlchemy's BEGIN is a no-op on these connections (see
+            # ``engine.create_sqlite_engine``) and its COMMIT and ROLLBACK do nothing
+            # when no transaction was begun.
+            with self._engine.connect() as conn, conn.begin():
+                result = write.query(conn)
+        except Exception as exc:
+            return [_Outcome(write, error=exc)]
+        return [_Outcome(write, result=result)]
+
+
+def begin(conn: sa.Connection) -> None:
+    """Open the write transaction on ``conn`` unless one is open (the round's): what a
+    self-contained query calls before running more than one statement."""
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        sqlite_execute(conn, "BEGIN IMMEDIATE")
 
 
 class _WriteFailed(Exception):
