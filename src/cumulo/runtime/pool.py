@@ -252,6 +252,8 @@ class ProcessPool:
             instance = await self._create(request, key)
         finally:
             self._starting -= 1
+            # A start that failed frees its room: wake whoever waits for some.
+            self._capacity.set()
         self._live[instance] = self._generations.get(function.id, 0)
         self._cold_starts += 1
         return instance, True
