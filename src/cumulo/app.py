@@ -148,8 +148,7 @@ class Cumulo:
             try:
                 await self.functions.get("default", name)
             except NotFound:
-                fn = await self.functions.create("default", body)
-                self.dispatcher.know(fn)
+                await self.functions.create("default", body)
                 log.info("deployed example %s", name)
 
     async def _function_changed(self, fn: Function) -> None:

@@ -9,7 +9,6 @@ errors, same answers.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,8 +17,8 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from cumulo.api.http import invocation_json
-from cumulo.errors import CumuloError, InvalidParameter, PayloadTooLarge, Unauthorized
+from cumulo.api.http import check_authorization, invocation_json
+from cumulo.errors import CumuloError, InvalidParameter, PayloadTooLarge
 from cumulo.models import InvocationType
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ class InvokeFastPath:
     def __init__(self, app: ASGIApp, core: Cumulo) -> None:
         self.app = app
         self._core = core
-        self._token = core.token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -59,7 +57,7 @@ class InvokeFastPath:
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, ns: str, name: str) -> None:
         headers = dict(scope["headers"])
-        self._authorize(headers.get(b"authorization"))
+        check_authorization(headers.get(b"authorization"), self._core.token)
         core = self._core
         kind = _requested_type(scope["query_string"])
         fn = await core.functions.get_cached(unquote(ns), unquote(name))
@@ -83,16 +81,6 @@ class InvokeFastPath:
             extra.append((b"idempotent-replayed", b"true"))
         payload = b'{"request_id":"%s","status":"%s"}' % (rid, inv.status.value.encode())
         await _send(send, 202, payload, extra)
-
-    def _authorize(self, header: bytes | None) -> None:
-        scheme, _, value = (header or b"").partition(b" ")
-        if scheme.lower() != b"bearer" or not value.strip():
-            raise Unauthorized(
-                "missing token: send 'Authorization: Bearer <token>' (the admin token is in "
-                "<data-dir>/admin.token)"
-            )
-        if not hmac.compare_digest(value.strip(), self._token):
-            raise Unauthorized("invalid token")
 
 
 def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:

@@ -55,7 +55,6 @@ async def create_function(request: Request) -> Response:
     core = _core(request)
     body = v.as_dict(await read_json(request))
     fn = await core.functions.create(request.path_params["ns"], body)
-    core.dispatcher.know(fn)
     return json_response(function_json(fn), 201)
 
 

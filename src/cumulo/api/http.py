@@ -41,14 +41,19 @@ def error_response(exc: CumuloError) -> Response:
 
 
 def check_token(request: Request, token: str) -> None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value:
+    check_authorization(request.headers.get("authorization", "").encode("latin-1"), token)
+
+
+def check_authorization(header: bytes | None, token: str) -> None:
+    """Raise ``Unauthorized`` unless ``header`` is ``Bearer <token>`` (scheme in any case);
+    compared in constant time."""
+    scheme, _, value = (header or b"").partition(b" ")
+    if scheme.lower() != b"bearer" or not value.strip():
         raise Unauthorized(
             "missing token: send 'Authorization: Bearer <token>' (the admin token is in "
             "<data-dir>/admin.token)"
         )
-    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if not hmac.compare_digest(value.strip(), token.encode()):
         raise Unauthorized("invalid token")
 
 

@@ -101,10 +101,6 @@ class Dispatcher:
         else:
             self._limited.pop(fn.id, None)
 
-    @property
-    def active(self) -> int:
-        return self._active
-
     # -- sync ---------------------------------------------------------------------------
     async def run_sync(self, fn: Function, inv: Invocation) -> Invocation:
         """Run a sync invocation now (waiting for a slot if the node or function is full) and

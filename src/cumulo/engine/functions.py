@@ -33,7 +33,8 @@ PATCH_FIELDS = CREATE_FIELDS - {"name", "code"}
 #: Seconds a cached function may be stale when another node changed it.
 CACHE_TTL_S = 2.0
 
-#: Called after a function changed or went away (the runtime drops its instances).
+#: Called after a function was created, changed or went away (the dispatcher learns its
+#: limits, the runtime drops stale instances).
 OnChange = Callable[[Function], Awaitable[None]]
 
 
@@ -85,6 +86,8 @@ class Functions:
         await self._store.save_code(package.sha256, package.zip_bytes)
         created = await self._store.create_function(fn)
         self._remember(created)
+        for listener in self._listeners:
+            await listener(created)
         return created
 
     async def get(self, namespace: str, name: str) -> Function:
