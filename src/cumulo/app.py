@@ -20,24 +20,31 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cumulo.api import code as code_routes
 from cumulo.api import functions as function_routes
 from cumulo.api import invocations as invocation_routes
+from cumulo.api import keys as key_routes
 from cumulo.api import ops as ops_routes
+from cumulo.api import versions as version_routes
 from cumulo.api.fastpath import InvokeFastPath
 from cumulo.api.http import check_token, error_response
+from cumulo.api.scf import endpoint as scf_routes
 from cumulo.bus.base import Bus
 from cumulo.bus.local import LocalBus
 from cumulo.engine.admission import Admission, GroupCommit
 from cumulo.engine.dispatcher import Dispatcher
 from cumulo.engine.functions import Functions
+from cumulo.engine.keys import Keys
 from cumulo.engine.limits import QpsLimiter
 from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.recovery import Recovery
+from cumulo.engine.versions import Versions
 from cumulo.errors import CumuloError, NotFound
 from cumulo.metrics import Metrics
 from cumulo.models import Function, Invocation, Status, TerminateMode
 from cumulo.runtime.codecache import CodeCache
 from cumulo.runtime.pool import ProcessPool
+from cumulo.secretbox import SecretBox
 from cumulo.settings import Settings
 from cumulo.store.sql import SqlStore
 
@@ -62,6 +69,8 @@ class Cumulo:
         )
         self.codes = CodeCache(settings.data_dir / "code", self.store.load_code)
         self.functions = Functions(self.store, settings)
+        self.versions = Versions(self.store, self.functions)
+        self.keys = Keys(self.store, self.store, secret_box(settings))
         self.logs = LogCollector(
             self.store,
             self.bus,
@@ -74,6 +83,7 @@ class Cumulo:
             bus=self.bus,
             pool=self.pool,
             functions=self.functions,
+            versions=self.versions,
             codes=self.codes,
             logs=self.logs,
             metrics=self.metrics,
@@ -156,6 +166,13 @@ class Cumulo:
         await self.pool.forget(fn.id)
 
 
+def secret_box(settings: Settings) -> SecretBox:
+    if settings.secret_key is not None:
+        return SecretBox.from_key(settings.secret_key)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SecretBox.load_or_create(settings.secret_key_path)
+
+
 def make_bus(url: str) -> Bus:
     if url.startswith("memory:"):
         return LocalBus()
@@ -222,7 +239,15 @@ def create_app(settings: Settings, token: str | None = None) -> InvokeFastPath:
         return error_response(CumuloError("internal error; see the server log"))
 
     app = Starlette(
-        routes=[*ops_routes.routes, *function_routes.routes, *invocation_routes.routes],
+        routes=[
+            *ops_routes.routes,
+            *function_routes.routes,
+            *version_routes.routes,
+            *invocation_routes.routes,
+            *key_routes.routes,
+            *code_routes.routes,
+            *scf_routes.routes,
+        ],
         exception_handlers={
             CumuloError: on_cumulo_error,
             HTTPException: on_http_error,

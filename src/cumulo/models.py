@@ -90,6 +90,8 @@ class Function:
     revision: int = 1
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: ``$LATEST`` for the function itself; a version's number (as text) for a snapshot.
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,8 @@ class Invocation:
     lease_expires_at: float | None = None
     dead_lettered: bool = False
     terminate_mode: TerminateMode | None = None
+    #: The version that runs it: ``$LATEST`` or a published version's number.
+    function_version: str = "$LATEST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,25 @@ class InvocationFilter:
     created_after: float | None = None
     created_before: float | None = None
     dead_lettered: bool | None = None
+    request_id: str | None = None
+    types: frozenset[InvocationType] | None = None
+    function_version: str | None = None
+    #: Only rows that began (ended) in ``[start, end)``, when given.
+    started_between: tuple[float, float] | None = None
+    finished_between: tuple[float, float] | None = None
+    #: Only rows whose ``error.type`` is this one.
+    error_type: str | None = None
+
+
+class InvocationOrder(enum.StrEnum):
+    """What :meth:`search_invocations` sorts by."""
+
+    CREATED = "created_at"
+    STARTED = "started_at"
+    FINISHED = "finished_at"
+    DURATION = "duration_ms"
+    MEMORY = "peak_memory_mb"
+    FUNCTION = "function_name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +180,72 @@ class Page:
     items: list[Invocation]
     #: Opaque; pass back to get the next (older) page. ``None`` at the end.
     next_cursor: str | None
+
+
+#: The version every function has: its current code and configuration.
+LATEST = "$LATEST"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVersion:
+    """A published, immutable version of a function: a snapshot of its code and runtime
+    configuration (``function``, whose ``version`` field holds the number as text).
+    Numbers start at 1 and are never reused, even after a version is deleted."""
+
+    function_id: str
+    version: int
+    function: Function
+    description: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A name for a version of a function, optionally splitting traffic: each entry of
+    ``additional_weights`` (version → fraction, together below 1) takes that share of the
+    calls; ``function_version`` takes the rest."""
+
+    function_id: str
+    name: str
+    function_version: str
+    additional_weights: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A SecretId/SecretKey pair for the SCF API. ``namespace`` None means the key acts as the
+    admin (every namespace); otherwise it is confined to that namespace. The store holds
+    ``secret_enc`` (the secret, encrypted with the server's key), never the plain secret."""
+
+    secret_id: str
+    secret_enc: str
+    namespace: str | None = None
+    description: str = ""
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+
+class TriggerType(enum.StrEnum):
+    TIMER = "timer"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Something that creates invocations of a function. ``description`` is the kind's
+    configuration (a cron expression for a timer); ``qualifier`` the version or alias it
+    invokes."""
+
+    function_id: str
+    namespace: str
+    function_name: str
+    name: str
+    type: str
+    description: str
+    qualifier: str = LATEST
+    enabled: bool = True
+    custom_argument: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0

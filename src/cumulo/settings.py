@@ -48,6 +48,14 @@ class Settings:
 
     # Security and operations.
     metrics_public: bool = False
+    #: The key that encrypts API-key secrets in the store; ``None`` reads (or makes) the
+    #: data dir's ``secret.key``. Every node of a cluster needs the same one.
+    secret_key: str | None = None
+    #: How far the ``X-TC-Timestamp`` of an SCF API call may be from this node's clock.
+    scf_max_skew_s: float = 300.0
+    #: Serve HTTPS with this certificate chain and private key (PEM files).
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     #: A folder whose sub-folders (each with a ``cumulo.json``) are deployed at start.
     examples_dir: Path | None = None
     node_id: str = field(default_factory=lambda: os.urandom(6).hex())
@@ -61,6 +69,10 @@ class Settings:
     @property
     def token_path(self) -> Path:
         return self.data_dir / "admin.token"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
 
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -59,8 +59,10 @@ class InvokeFastPath:
         headers = dict(scope["headers"])
         check_authorization(headers.get(b"authorization"), self._core.token)
         core = self._core
-        kind = _requested_type(scope["query_string"])
+        kind, qualifier = _query(scope["query_string"])
         fn = await core.functions.get_cached(unquote(ns), unquote(name))
+        if qualifier is not None:
+            fn = await core.versions.resolve(fn, qualifier)
         kind = core.admission.effective_type(fn, kind)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit():
@@ -95,18 +97,22 @@ def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
         ) from None
 
 
-def _requested_type(query: bytes) -> InvocationType | None:
+def _query(query: bytes) -> tuple[InvocationType | None, str | None]:
+    """The requested ``type`` and ``qualifier`` (a version or an alias), when given."""
+    kind = qualifier = None
     if not query:
-        return None
+        return kind, qualifier
     for key, value in parse_qsl(query.decode("latin-1")):
         if key == "type":
             try:
-                return InvocationType(value.lower())
+                kind = InvocationType(value.lower())
             except ValueError:
                 raise InvalidParameter(
                     f"type {value!r} is invalid: use sync or async", field="type"
                 ) from None
-    return None
+        elif key == "qualifier" and value:
+            qualifier = value
+    return kind, qualifier
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

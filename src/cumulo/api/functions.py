@@ -39,6 +39,14 @@ async def create_namespace(request: Request) -> Response:
     return json_response(namespace_json(ns), 201)
 
 
+async def update_namespace(request: Request) -> Response:
+    core = _core(request)
+    body = v.as_dict(await read_json(request))
+    description = v.check_description(body.get("description", ""))
+    ns = await core.store.update_namespace(request.path_params["ns"], description)
+    return json_response(namespace_json(ns))
+
+
 async def delete_namespace(request: Request) -> Response:
     core = _core(request)
     await core.store.delete_namespace(request.path_params["ns"])
@@ -102,6 +110,7 @@ FN = "/v1/namespaces/{ns}/functions/{fn}"
 routes = [
     Route("/v1/namespaces", list_namespaces, methods=["GET"]),
     Route("/v1/namespaces", create_namespace, methods=["POST"]),
+    Route("/v1/namespaces/{ns}", update_namespace, methods=["PATCH"]),
     Route("/v1/namespaces/{ns}", delete_namespace, methods=["DELETE"]),
     Route("/v1/namespaces/{ns}/functions", list_functions, methods=["GET"]),
     Route("/v1/namespaces/{ns}/functions", create_function, methods=["POST"]),

@@ -109,6 +109,7 @@ def function_json(fn: Function) -> dict[str, Any]:
         "max_event_age_s": fn.max_event_age_s,
         "description": fn.description,
         "revision": fn.revision,
+        "version": fn.version,
         "created_at": iso(fn.created_at),
         "updated_at": iso(fn.updated_at),
     }
@@ -119,6 +120,7 @@ def invocation_json(inv: Invocation) -> dict[str, Any]:
         "request_id": inv.request_id,
         "namespace": inv.namespace,
         "function": inv.function_name,
+        "function_version": inv.function_version,
         "type": inv.type.value,
         "async_run": inv.async_run,
         "status": inv.status.value,

@@ -101,7 +101,8 @@ class Admission:
     async def admit(
         self, fn: Function, kind: InvocationType, body: bytes, idempotency_key: str | None = None
     ) -> Admitted:
-        """Admit one event for ``fn`` (``kind`` from :meth:`effective_type`). For async (and
+        """Admit one event for ``fn`` (as ``Versions.resolve`` gave it, for a qualifier;
+        ``kind`` from :meth:`effective_type`). For async (and
         every async-run call) returns once the row is committed; for sync, once the run ended
         and its row is committed.
 
@@ -175,6 +176,7 @@ class Admission:
             function_name=fn.name,
             function_id=fn.id,
             function_revision=fn.revision,
+            function_version=fn.version,
             type=kind,
             async_run=fn.async_run,
             status=Status.QUEUED,

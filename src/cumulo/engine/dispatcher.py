@@ -22,7 +22,8 @@ from cumulo.bus.base import Bus
 from cumulo.engine.functions import Functions
 from cumulo.engine.logs import LogCollector, LogWriter, last_seq, subject
 from cumulo.engine.outcome import apply_outcome
-from cumulo.errors import CumuloError, FunctionNotFound
+from cumulo.engine.versions import Versions
+from cumulo.errors import CumuloError, FunctionNotFound, NotFound
 from cumulo.metrics import Metrics
 from cumulo.models import Function, Invocation, Status, TerminateMode
 from cumulo.runtime.base import Pool, RunOutcome, RunRequest
@@ -42,6 +43,7 @@ class Dispatcher:
         bus: Bus,
         pool: Pool,
         functions: Functions,
+        versions: Versions,
         codes: CodeCache,
         logs: LogCollector,
         metrics: Metrics,
@@ -51,6 +53,7 @@ class Dispatcher:
         self._bus = bus
         self._pool = pool
         self._functions = functions
+        self._versions = versions
         self._codes = codes
         self._logs = logs
         self._metrics = metrics
@@ -221,6 +224,11 @@ class Dispatcher:
             await self._finish_without_run(inv, writer, "FunctionNotFound", exc.message)
             return
         self.know(fn)
+        try:
+            fn = await self._versions.at_version(fn, inv.function_version)
+        except NotFound as exc:
+            await self._finish_without_run(inv, writer, "VersionNotFound", exc.message)
+            return
         if inv.attempt > 1:
             writer.platform(f"attempt {inv.attempt} of {inv.max_attempts}")
         await self._publish_status(inv)
@@ -254,6 +262,7 @@ class Dispatcher:
             request_id=inv.request_id,
             event=inv.event,
             timeout_s=fn.timeout_s,
+            function_version=fn.version,
         )
         self._metrics.run_started()
         run = asyncio.create_task(self._pool.run(request, writer))

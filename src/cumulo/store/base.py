@@ -7,17 +7,22 @@ reached; driver errors never escape. Times are Unix seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from cumulo.models import (
+    Alias,
+    ApiKey,
     Function,
+    FunctionVersion,
     Invocation,
     InvocationFilter,
+    InvocationOrder,
     LogLine,
     Namespace,
     Page,
     TerminateMode,
+    Trigger,
 )
 
 
@@ -27,6 +32,9 @@ class NamespaceStore(Protocol):
 
     async def list_namespaces(self) -> list[Namespace]:
         """All namespaces, by name. ``default`` is always there (made by the migration)."""
+
+    async def update_namespace(self, name: str, description: str) -> Namespace:
+        """Raises ``NamespaceNotFound``."""
 
     async def delete_namespace(self, name: str) -> None:
         """Raises ``NamespaceNotFound``; ``InvalidParameter`` for ``default`` or a namespace
@@ -115,6 +123,17 @@ class InvocationStore(Protocol):
         """Newest first (created_at, then request_id). ``cursor`` comes from a previous page;
         a bad cursor raises ``InvalidParameter``."""
 
+    async def search_invocations(
+        self,
+        where: InvocationFilter,
+        order: InvocationOrder = InvocationOrder.CREATED,
+        ascending: bool = False,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> tuple[list[Invocation], int]:
+        """A page by offset, and how many rows match in all (for APIs that page by offset).
+        Rows with no value for ``order`` come last."""
+
     async def request_terminate(
         self, namespace: str, request_id: str, mode: TerminateMode, now: float
     ) -> Invocation:
@@ -130,6 +149,70 @@ class InvocationStore(Protocol):
         how many invocations went."""
 
 
+class VersionStore(Protocol):
+    """Published versions of functions."""
+
+    async def publish_version(
+        self, function: Function, description: str, now: float
+    ) -> FunctionVersion:
+        """Snapshot ``function`` as its next version number (never reused). Raises
+        ``Conflict`` when a concurrent publish took the number."""
+
+    async def get_version(self, function_id: str, version: int) -> FunctionVersion:
+        """Raises ``NotFound``."""
+
+    async def list_versions(self, function_id: str) -> list[FunctionVersion]: ...
+
+    async def delete_version(self, function_id: str, version: int) -> None:
+        """Raises ``NotFound``; ``Conflict`` while an alias routes to it."""
+
+
+class AliasStore(Protocol):
+    async def create_alias(self, alias: Alias) -> Alias:
+        """Raises ``Conflict`` for a taken name."""
+
+    async def get_alias(self, function_id: str, name: str) -> Alias:
+        """Raises ``NotFound``."""
+
+    async def list_aliases(self, function_id: str) -> list[Alias]: ...
+
+    async def update_alias(self, alias: Alias) -> Alias:
+        """Raises ``NotFound``."""
+
+    async def delete_alias(self, function_id: str, name: str) -> None:
+        """Raises ``NotFound``."""
+
+
+class KeyStore(Protocol):
+    """API keys of the SCF API; secrets are stored encrypted."""
+
+    async def create_key(self, key: ApiKey) -> ApiKey: ...
+
+    async def get_key(self, secret_id: str) -> ApiKey | None: ...
+
+    async def list_keys(self) -> list[ApiKey]: ...
+
+    async def revoke_key(self, secret_id: str, now: float) -> ApiKey:
+        """Idempotent. Raises ``NotFound``."""
+
+
+class TriggerStore(Protocol):
+    async def create_trigger(self, trigger: Trigger) -> Trigger:
+        """Raises ``Conflict`` for a name the function already uses."""
+
+    async def list_triggers(
+        self, function_id: str | None = None, type_: str | None = None
+    ) -> list[Trigger]: ...
+
+    async def update_trigger(
+        self, function_id: str, name: str, changes: Mapping[str, Any]
+    ) -> Trigger:
+        """Raises ``NotFound``."""
+
+    async def delete_trigger(self, function_id: str, name: str) -> None:
+        """Raises ``NotFound``."""
+
+
 class LogStore(Protocol):
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         """Persist lines (one transaction). A repeated ``(request_id, seq)`` is ignored."""
@@ -140,7 +223,18 @@ class LogStore(Protocol):
         """Lines with ``seq > after_seq``, in order."""
 
 
-class Store(NamespaceStore, FunctionStore, QueueStore, InvocationStore, LogStore, Protocol):
+class Store(
+    NamespaceStore,
+    FunctionStore,
+    QueueStore,
+    InvocationStore,
+    LogStore,
+    VersionStore,
+    AliasStore,
+    KeyStore,
+    TriggerStore,
+    Protocol,
+):
     """Everything the engine needs from the database, plus its life cycle."""
 
     async def open(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.sql import Select
 
 from cumulo.errors import (
     FunctionExists,
@@ -31,12 +32,14 @@ from cumulo.models import (
     Function,
     Invocation,
     InvocationFilter,
+    InvocationOrder,
     LogLine,
     Namespace,
     Page,
     Status,
     TerminateMode,
 )
+from cumulo.store.catalog import delete_function_catalog
 from cumulo.store.engine import (
     insert_ignoring_conflicts,
     is_foreign_key_violation,
@@ -97,6 +100,17 @@ def delete_namespace(conn: sa.Connection, name: str) -> None:
         ) from exc
     if deleted.rowcount == 0:
         raise NamespaceNotFound(f"namespace {name!r} does not exist")
+
+
+def update_namespace(conn: sa.Connection, name: str, description: str) -> Namespace:
+    """Raises ``NamespaceNotFound``."""
+    updated = conn.execute(
+        sa.update(namespaces).where(namespaces.c.name == name).values(description=description)
+    )
+    if updated.rowcount == 0:
+        raise NamespaceNotFound(f"namespace {name!r} does not exist")
+    row = conn.execute(sa.select(namespaces).where(namespaces.c.name == name)).one()
+    return namespace_from_row(row)
 
 
 # --- code packages and functions --------------------------------------------------------
@@ -177,12 +191,16 @@ def update_function(conn: sa.Connection, function: Function) -> Function:
 
 
 def delete_function(conn: sa.Connection, namespace: str, name: str) -> None:
-    """Raises ``FunctionNotFound``."""
-    deleted = conn.execute(
-        sa.delete(functions).where(functions.c.namespace == namespace, functions.c.name == name)
+    """Raises ``FunctionNotFound``. Its versions, aliases and triggers go with it."""
+    function_id = conn.scalar(
+        sa.select(functions.c.id).where(
+            functions.c.namespace == namespace, functions.c.name == name
+        )
     )
-    if deleted.rowcount == 0:
+    if function_id is None:
         raise FunctionNotFound(f"function {name!r} not found in namespace {namespace!r}")
+    delete_function_catalog(conn, function_id)
+    conn.execute(sa.delete(functions).where(functions.c.id == function_id))
 
 
 # --- invocations ------------------------------------------------------------------------
@@ -198,11 +216,8 @@ def get_invocation(conn: sa.Connection, namespace: str, request_id: str) -> Invo
     return invocation_from_row(row)
 
 
-def list_invocations(
-    conn: sa.Connection, where: InvocationFilter, limit: int, after: tuple[float, str] | None
-) -> Page:
-    """Newest first, at most ``limit`` (>= 1) rows older than ``after`` (a decoded cursor)."""
-    query = sa.select(invocations).where(_c.namespace == where.namespace)
+def _filtered(query: Select[Any], where: InvocationFilter) -> Select[Any]:
+    query = query.where(_c.namespace == where.namespace)
     if where.function_name is not None:
         query = query.where(_c.function_name == where.function_name)
     if where.status is not None:
@@ -213,6 +228,30 @@ def list_invocations(
         query = query.where(_c.created_at < where.created_before)
     if where.dead_lettered is not None:
         query = query.where(_c.dead_lettered == where.dead_lettered)
+    if where.request_id is not None:
+        query = query.where(_c.request_id == where.request_id)
+    if where.types is not None:
+        query = query.where(_c.type.in_(sorted(t.value for t in where.types)))
+    if where.function_version is not None:
+        query = query.where(_c.function_version == where.function_version)
+    if where.started_between is not None:
+        start, end = where.started_between
+        query = query.where(_c.started_at >= start, _c.started_at < end)
+    if where.finished_between is not None:
+        start, end = where.finished_between
+        query = query.where(_c.finished_at >= start, _c.finished_at < end)
+    if where.error_type is not None:
+        # ``error`` is orjson text: compact, so the pair is spelt exactly like this.
+        needle = orjson.dumps({"type": where.error_type}).decode()[1:-1]
+        query = query.where(_c.error.contains(needle, autoescape=True))
+    return query
+
+
+def list_invocations(
+    conn: sa.Connection, where: InvocationFilter, limit: int, after: tuple[float, str] | None
+) -> Page:
+    """Newest first, at most ``limit`` (>= 1) rows older than ``after`` (a decoded cursor)."""
+    query = _filtered(sa.select(invocations), where)
     if after is not None:
         created_at, request_id = after
         query = query.where(
@@ -229,6 +268,29 @@ def list_invocations(
         last = items[-1]
         next_cursor = encode_cursor(last.created_at, last.request_id)
     return Page(items=items, next_cursor=next_cursor)
+
+
+def search_invocations(
+    conn: sa.Connection,
+    where: InvocationFilter,
+    order: InvocationOrder,
+    ascending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[Invocation], int]:
+    """One page by offset, and the number of rows that match in all. Rows without a value
+    for the order (not started, not finished) come last either way."""
+    total = conn.scalar(_filtered(sa.select(sa.func.count()).select_from(invocations), where))
+    column = _c[order.value]
+    direction = column.asc() if ascending else column.desc()
+    tie = _c.request_id.asc() if ascending else _c.request_id.desc()
+    query = (
+        _filtered(sa.select(invocations), where)
+        .order_by(column.is_(None), direction, tie)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [invocation_from_row(row) for row in conn.execute(query)], int(total or 0)
 
 
 def request_terminate(

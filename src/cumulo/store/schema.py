@@ -8,13 +8,18 @@ what it meant). Timestamps are Unix seconds as double precision; JSON is stored 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from cumulo.models import (
+    Alias,
+    ApiKey,
     Function,
+    FunctionVersion,
     Invocation,
     InvocationType,
     LogLine,
@@ -22,6 +27,7 @@ from cumulo.models import (
     Namespace,
     Status,
     TerminateMode,
+    Trigger,
 )
 
 metadata = sa.MetaData()
@@ -96,6 +102,7 @@ invocations = sa.Table(
     sa.Column("lease_expires_at", sa.Double, nullable=True),
     sa.Column("dead_lettered", sa.Boolean, nullable=False),
     sa.Column("terminate_mode", sa.String, nullable=True),
+    sa.Column("function_version", sa.String, nullable=False, server_default="$LATEST"),
 )
 
 # Indexes (named as in the migration that creates them).
@@ -134,6 +141,60 @@ sa.Index(
     sqlite_where=invocations.c.idempotency_key.is_not(None),
     postgresql_where=invocations.c.idempotency_key.is_not(None),
 )
+
+function_versions = sa.Table(
+    "function_versions",
+    metadata,
+    sa.Column("function_id", sa.String, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    # The snapshot: ``function_values`` of the function at publish time, as JSON text.
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    # Deleted versions keep their row, so that a number is never given out twice.
+    sa.Column("deleted", sa.Boolean, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("function_id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("function_version", sa.String, nullable=False),
+    sa.Column("additional_weights", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("secret_id", sa.String, primary_key=True),
+    sa.Column("secret_enc", sa.Text, nullable=False),
+    sa.Column("namespace", sa.String, nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("function_id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("namespace", sa.String, nullable=False),
+    sa.Column("function_name", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("qualifier", sa.String, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("custom_argument", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+sa.Index("ix_triggers_type", triggers.c.type, triggers.c.enabled)
 
 log_lines = sa.Table(
     "log_lines",
@@ -191,7 +252,8 @@ def function_values(function: Function) -> dict[str, Any]:
     }
 
 
-def function_from_row(row: sa.Row[Any]) -> Function:
+def function_from_row(row: Any) -> Function:
+    """From a ``functions`` row, or anything with its columns as attributes."""
     return Function(
         id=row.id,
         namespace=row.namespace,
@@ -209,6 +271,110 @@ def function_from_row(row: sa.Row[Any]) -> Function:
         environment=orjson.loads(row.environment),
         description=row.description,
         revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+# --- versions, aliases, keys, triggers --------------------------------------------------
+
+
+def version_values(version: FunctionVersion) -> dict[str, Any]:
+    return {
+        "function_id": version.function_id,
+        "version": version.version,
+        "config": _dumps(function_values(version.function)),
+        "description": version.description,
+        "created_at": version.created_at,
+        "deleted": False,
+    }
+
+
+def version_from_row(row: sa.Row[Any]) -> FunctionVersion:
+    config = orjson.loads(row.config)
+    function = function_from_row(SimpleNamespace(**config))
+    return FunctionVersion(
+        function_id=row.function_id,
+        version=row.version,
+        function=replace(function, version=str(row.version)),
+        description=row.description,
+        created_at=row.created_at,
+    )
+
+
+def alias_values(alias: Alias) -> dict[str, Any]:
+    return {
+        "function_id": alias.function_id,
+        "name": alias.name,
+        "function_version": alias.function_version,
+        "additional_weights": _dumps(alias.additional_weights),
+        "description": alias.description,
+        "created_at": alias.created_at,
+        "updated_at": alias.updated_at,
+    }
+
+
+def alias_from_row(row: sa.Row[Any]) -> Alias:
+    return Alias(
+        function_id=row.function_id,
+        name=row.name,
+        function_version=row.function_version,
+        additional_weights=orjson.loads(row.additional_weights),
+        description=row.description,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def key_values(key: ApiKey) -> dict[str, Any]:
+    return {
+        "secret_id": key.secret_id,
+        "secret_enc": key.secret_enc,
+        "namespace": key.namespace,
+        "description": key.description,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def key_from_row(row: sa.Row[Any]) -> ApiKey:
+    return ApiKey(
+        secret_id=row.secret_id,
+        secret_enc=row.secret_enc,
+        namespace=row.namespace,
+        description=row.description,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def trigger_values(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "function_id": trigger.function_id,
+        "name": trigger.name,
+        "namespace": trigger.namespace,
+        "function_name": trigger.function_name,
+        "type": trigger.type,
+        "description": trigger.description,
+        "qualifier": trigger.qualifier,
+        "enabled": trigger.enabled,
+        "custom_argument": trigger.custom_argument,
+        "created_at": trigger.created_at,
+        "updated_at": trigger.updated_at,
+    }
+
+
+def trigger_from_row(row: sa.Row[Any]) -> Trigger:
+    return Trigger(
+        function_id=row.function_id,
+        name=row.name,
+        namespace=row.namespace,
+        function_name=row.function_name,
+        type=row.type,
+        description=row.description,
+        qualifier=row.qualifier,
+        enabled=bool(row.enabled),
+        custom_argument=row.custom_argument,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -249,6 +415,7 @@ def invocation_values(inv: Invocation) -> dict[str, Any]:
         "lease_expires_at": inv.lease_expires_at,
         "dead_lettered": inv.dead_lettered,
         "terminate_mode": None if mode is None else mode.value,
+        "function_version": inv.function_version,
     }
 
 
@@ -310,6 +477,7 @@ def invocation_from_row(row: Sequence[Any]) -> Invocation:
         lease_expires_at,
         dead_lettered,
         mode,
+        function_version,
     ) = row
     return Invocation(
         request_id=request_id,
@@ -338,6 +506,7 @@ def invocation_from_row(row: Sequence[Any]) -> Invocation:
         lease_expires_at=lease_expires_at,
         dead_lettered=bool(dead_lettered),
         terminate_mode=None if mode is None else TerminateMode(mode),
+        function_version=function_version,
     )
 
 

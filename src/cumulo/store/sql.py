@@ -22,16 +22,21 @@ import sqlalchemy as sa
 
 from cumulo.errors import InvalidParameter, StoreUnavailable
 from cumulo.models import (
+    Alias,
+    ApiKey,
     Function,
+    FunctionVersion,
     Invocation,
     InvocationFilter,
+    InvocationOrder,
     LogLine,
     Namespace,
     Page,
     TerminateMode,
+    Trigger,
 )
+from cumulo.store import catalog, queries, queue, sqlite_fast
 from cumulo.store import engine as db
-from cumulo.store import queries, queue, sqlite_fast
 from cumulo.store.backends import make_backend
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,10 @@ class SqlStore:
         if name == DEFAULT_NAMESPACE:
             raise InvalidParameter("the default namespace cannot be deleted", field="namespace")
         await self._write(queries.delete_namespace, name)
+
+    async def update_namespace(self, name: str, description: str) -> Namespace:
+        """Raises ``NamespaceNotFound``."""
+        return await self._write(queries.update_namespace, name, description)
 
     # --- code packages and functions ------------------------------------------------
 
@@ -257,6 +266,22 @@ class SqlStore:
         after = None if cursor is None else queries.decode_cursor(cursor)
         return await self._read(queries.list_invocations, where, limit, after)
 
+    async def search_invocations(
+        self,
+        where: InvocationFilter,
+        order: InvocationOrder = InvocationOrder.CREATED,
+        ascending: bool = False,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> tuple[list[Invocation], int]:
+        """A page by offset (for APIs that page that way), and how many rows match in all.
+        Raises ``InvalidParameter`` for a negative offset or a limit below 1."""
+        if offset < 0:
+            raise InvalidParameter(f"offset must be 0 or more, not {offset}", field="offset")
+        if limit < 1:
+            raise InvalidParameter(f"limit must be at least 1, not {limit}", field="limit")
+        return await self._read(queries.search_invocations, where, order, ascending, offset, limit)
+
     async def request_terminate(
         self, namespace: str, request_id: str, mode: TerminateMode, now: float
     ) -> Invocation:
@@ -287,3 +312,79 @@ class SqlStore:
     ) -> list[LogLine]:
         """Lines with ``seq > after_seq``, in order, at most ``limit``."""
         return await self._read(queries.read_logs, request_id, after_seq, limit)
+
+    # --- versions and aliases -------------------------------------------------------
+
+    async def publish_version(
+        self, function: Function, description: str, now: float
+    ) -> FunctionVersion:
+        """Snapshot ``function`` as its next version (numbers are never reused). Raises
+        ``Conflict`` when another publish of the same function won the number."""
+        return await self._write(catalog.publish_version, function, description, now)
+
+    async def get_version(self, function_id: str, version: int) -> FunctionVersion:
+        """Raises ``NotFound`` (``ResourceNotFound.Version``)."""
+        return await self._read(catalog.get_version, function_id, version)
+
+    async def list_versions(self, function_id: str) -> list[FunctionVersion]:
+        """By number, deleted ones left out."""
+        return await self._read(catalog.list_versions, function_id)
+
+    async def delete_version(self, function_id: str, version: int) -> None:
+        """Raises ``NotFound``; ``Conflict`` while an alias routes to it."""
+        await self._write(catalog.delete_version, function_id, version)
+
+    async def create_alias(self, alias: Alias) -> Alias:
+        """Raises ``Conflict`` when the name is taken."""
+        return await self._write(catalog.create_alias, alias)
+
+    async def get_alias(self, function_id: str, name: str) -> Alias:
+        """Raises ``NotFound`` (``ResourceNotFound.Alias``)."""
+        return await self._read(catalog.get_alias, function_id, name)
+
+    async def list_aliases(self, function_id: str) -> list[Alias]:
+        return await self._read(catalog.list_aliases, function_id)
+
+    async def update_alias(self, alias: Alias) -> Alias:
+        """Raises ``NotFound``."""
+        return await self._write(catalog.update_alias, alias)
+
+    async def delete_alias(self, function_id: str, name: str) -> None:
+        """Raises ``NotFound``."""
+        await self._write(catalog.delete_alias, function_id, name)
+
+    # --- API keys -------------------------------------------------------------------
+
+    async def create_key(self, key: ApiKey) -> ApiKey:
+        return await self._write(catalog.create_key, key)
+
+    async def get_key(self, secret_id: str) -> ApiKey | None:
+        return await self._read(catalog.get_key, secret_id)
+
+    async def list_keys(self) -> list[ApiKey]:
+        return await self._read(catalog.list_keys)
+
+    async def revoke_key(self, secret_id: str, now: float) -> ApiKey:
+        """Idempotent. Raises ``NotFound``."""
+        return await self._write(catalog.revoke_key, secret_id, now)
+
+    # --- triggers -------------------------------------------------------------------
+
+    async def create_trigger(self, trigger: Trigger) -> Trigger:
+        """Raises ``Conflict`` for a name the function already uses."""
+        return await self._write(catalog.create_trigger, trigger)
+
+    async def list_triggers(
+        self, function_id: str | None = None, type_: str | None = None
+    ) -> list[Trigger]:
+        return await self._read(catalog.list_triggers, function_id, type_)
+
+    async def update_trigger(
+        self, function_id: str, name: str, changes: Mapping[str, Any]
+    ) -> Trigger:
+        """Set the given columns. Raises ``NotFound``."""
+        return await self._write(catalog.update_trigger, function_id, name, dict(changes))
+
+    async def delete_trigger(self, function_id: str, name: str) -> None:
+        """Raises ``NotFound``."""
+        await self._write(catalog.delete_trigger, function_id, name)

@@ -1,0 +1,161 @@
+"""``POST /`` (and ``/scf/``): the Tencent Cloud API endpoint the SCF SDKs and ``tccli`` call.
+
+A call is ``X-TC-Action`` + ``X-TC-Version: 2018-04-16`` + a JSON body, signed with
+TC3-HMAC-SHA256 by an API key (``cumulo keys create``). Every answer is HTTP 200 with
+``Content-Type: application/json`` and ``{"Response": {..., "RequestId"}}``; a failure puts
+``{"Error": {"Code", "Message"}}`` in ``Response`` (the SDKs raise it as
+``TencentCloudSDKException``). cumulo's own error codes already use SCF's names; the few
+that name a field in cumulo's terms are renamed to the SDK's field here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cumulo.api.http import json_response, read_body
+from cumulo.api.scf import signing
+from cumulo.api.scf.actions import load
+from cumulo.api.scf.call import ScfCall
+from cumulo.errors import CumuloError, InvalidParameter, MalformedJSON
+
+if TYPE_CHECKING:
+    from cumulo.app import Cumulo
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2018-04-16"
+#: CreateFunction and UpdateFunctionCode carry a base64 zip.
+MAX_BODY_BYTES = 72 * 1024 * 1024
+_SECRET_ID = re.compile(r"Credential=([^/,\s]+)/")
+
+#: cumulo's field-named codes → the SCF SDK's names for the same field.
+_FIELD_CODES = {
+    "InvalidParameterValue.Name": "InvalidParameterValue.FunctionName",
+    "InvalidParameterValue.TimeoutS": "InvalidParameterValue.Timeout",
+    "InvalidParameterValue.MemoryMb": "InvalidParameterValue.MemorySize",
+    "InvalidParameterValue.ZipFile": "InvalidParameterValue.ZipFile",
+    "InvalidParameterValue.Json": "InvalidParameterValue.ClientContext",
+    "InvalidParameterValue.PayloadTooLarge": "InvalidParameter.RequestTooLarge",
+    "InvalidParameterValue.MaxConcurrency": "InvalidParameterValue.ReservedConcurrencyMem",
+    "InvalidParameterValue.RetryAttempts": "InvalidParameterValue.RetryNum",
+    "InvalidParameterValue.MaxEventAgeS": "InvalidParameterValue.MsgTTL",
+    "InvalidParameterValue.FunctionVersion": "InvalidParameterValue.Qualifier",
+    "InvalidParameterValue.AdditionalWeights": "InvalidParameterValue.AdditionalVersionWeights",
+    "InvalidParameterValue.Alias": "InvalidParameterValue.Name",
+    "ResourceInUse.Function": "ResourceInUse.Function",
+    "UnsupportedOperation.Method": "UnsupportedOperation",
+}
+
+
+def _core(request: Request) -> Cumulo:
+    core: Cumulo = request.app.state.cumulo
+    return core
+
+
+async def scf_endpoint(request: Request) -> Response:
+    if request.method == "GET" and "x-tc-action" not in request.headers:
+        # A browser (or curl) at the root: say what is here rather than fail a signature.
+        return json_response(
+            {"name": "cumulo", "rest_api": "/v1", "scf_api": "POST / (TC3-HMAC-SHA256)",
+             "openapi": "/openapi.json", "health": "/healthz"}
+        )  # fmt: skip
+    request_id = str(uuid.uuid4())
+    try:
+        payload = await _handle(request, request_id)
+    except CumuloError as exc:
+        payload = {"Error": {"Code": scf_code(exc), "Message": exc.message}}
+        if exc.http_status >= 500:
+            log.warning("SCF call failed: %s %s", exc.code, exc.message)
+    except Exception:
+        log.exception("SCF call crashed")
+        payload = {"Error": {"Code": "InternalError", "Message": "internal error; see the log"}}
+    payload["RequestId"] = request_id
+    return Response(
+        orjson.dumps({"Response": payload}),
+        media_type="application/json",
+        headers={"X-TC-RequestId": request_id},
+    )
+
+
+async def _handle(request: Request, request_id: str) -> dict[str, Any]:
+    core = _core(request)
+    body = await read_body(request, MAX_BODY_BYTES)
+    signed = signing.SignedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        headers=request.headers,
+        body=body,
+    )
+    principal = await _authenticate(core, signed)
+    action_name = request.headers.get("x-tc-action", "")
+    version = request.headers.get("x-tc-version", "")
+    if version != API_VERSION:
+        raise InvalidParameter(
+            f"X-TC-Version {version!r} is not served here; cumulo speaks SCF {API_VERSION}",
+            code="InvalidParameterValue.Version",
+        )
+    handler = load().get(action_name)
+    if handler is None:
+        raise CumuloError(
+            f"the action {action_name!r} does not exist or is not served by cumulo",
+            code="InvalidAction",
+        )
+    call = ScfCall(
+        core=core,
+        principal=principal,
+        params=_params(request.method, request.url.query, body),
+        region=request.headers.get("x-tc-region", ""),
+        request_id=request_id,
+        base_url=f"{request.url.scheme}://{request.headers.get('host', 'localhost')}",
+    )
+    return await handler(call)
+
+
+async def _authenticate(core: Cumulo, signed: signing.SignedRequest) -> Any:
+    """Verify the signature with the key it names; the key's principal."""
+    match = _SECRET_ID.search(signed.headers.get("authorization", ""))
+    found = await core.keys.lookup(match.group(1)) if match else None
+    secret_id = match.group(1) if match else ""
+
+    def lookup(candidate: str) -> str | None:
+        return found[1] if found is not None and candidate == secret_id else None
+
+    signing.verify(signed, lookup, time.time(), core.settings.scf_max_skew_s)
+    assert found is not None  # verify raised otherwise
+    return found[0]
+
+
+def _params(method: str, query: str, body: bytes) -> dict[str, Any]:
+    if method == "GET":
+        return dict(parse_qsl(query))
+    if not body.strip():
+        return {}
+    try:
+        params = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise MalformedJSON("the request body must be a JSON object of parameters")
+    return params
+
+
+def scf_code(exc: CumuloError) -> str:
+    return _FIELD_CODES.get(exc.code, exc.code)
+
+
+routes = [
+    Route("/", scf_endpoint, methods=["POST", "GET"]),
+    Route("/scf/", scf_endpoint, methods=["POST", "GET"]),
+    Route("/scf", scf_endpoint, methods=["POST", "GET"]),
+]
