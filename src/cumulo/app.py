@@ -276,7 +276,8 @@ def serve(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
-    print(f"cumulo: listening on http://{settings.host}:{settings.port}", flush=True)
+    scheme = "https" if settings.tls_certfile else "http"
+    print(f"cumulo: listening on {scheme}://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(
         app,
         host=settings.host,
@@ -287,6 +288,8 @@ def serve(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        ssl_certfile=None if settings.tls_certfile is None else str(settings.tls_certfile),
+        ssl_keyfile=None if settings.tls_keyfile is None else str(settings.tls_keyfile),
     )
 
 

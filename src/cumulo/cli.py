@@ -215,6 +215,36 @@ def _fail(code: str, message: str, exit_code: ExitCode) -> NoReturn:
     help="Serve /metrics without a token.",
 )
 @_option(
+    "--tls-cert",
+    envvar="CUMULO_TLS_CERT",
+    metavar="PEM",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this certificate chain (needs --tls-key).",
+)
+@_option(
+    "--tls-key",
+    envvar="CUMULO_TLS_KEY",
+    metavar="PEM",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key of --tls-cert.",
+)
+@_option(
+    "--secret-key",
+    envvar="CUMULO_SECRET_KEY",
+    metavar="KEY",
+    help="The key that encrypts API-key secrets (default: made once in DATA_DIR/secret.key). "
+    "Give every node of a cluster the same one.",
+)
+@_option(
+    "--scf-max-skew",
+    envvar="CUMULO_SCF_MAX_SKEW",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="How far an SCF API call's X-TC-Timestamp may be from this server's clock.",
+)
+@_option(
     "--log-level",
     envvar="CUMULO_LOG_LEVEL",
     default="info",
@@ -233,9 +263,15 @@ def server(
     retention: float,
     examples: Path | None,
     metrics_public: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    secret_key: str | None,
+    scf_max_skew: float,
     log_level: str,
 ) -> None:
     """Run a cumulo server (blocks; prints the admin token on first start)."""
+    if (tls_cert is None) != (tls_key is None):
+        _fail("InvalidParameter", "--tls-cert and --tls-key go together", ExitCode.USAGE)
     settings = Settings(
         data_dir=data_dir,
         host=host,
@@ -248,6 +284,10 @@ def server(
         retention_s=retention,
         metrics_public=metrics_public,
         examples_dir=examples,
+        tls_certfile=tls_cert,
+        tls_keyfile=tls_key,
+        secret_key=secret_key,
+        scf_max_skew_s=scf_max_skew,
     )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
