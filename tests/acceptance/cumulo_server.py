@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,13 +24,28 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        extra_args: list[str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key) PEM files: the server then speaks HTTPS only."""
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.extra_args = extra_args or []
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args or [])
+        if tls is not None:
+            self.extra_args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client should trust: the test certificate under TLS."""
+        return ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else True
 
     @property
     def token(self) -> str:
@@ -53,7 +69,10 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited at start:\n{self.log_path.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code
+                    == 200
+                ):
                     return
             time.sleep(0.05)
         raise RuntimeError(f"server did not answer in {timeout_s} s:\n{self.log_path.read_text()}")

@@ -25,6 +25,7 @@ def make_key(server: ServerProcess, namespace: str | None = None) -> tuple[str, 
         json={"namespace": namespace, "description": "tests"},
         headers={"Authorization": f"Bearer {server.token}"},
         timeout=10,
+        verify=server.verify,
     )
     answer.raise_for_status()
     body = answer.json()

@@ -59,6 +59,11 @@ class Context(dict[str, Any]):
             memory_limit_in_mb=fields["memory_limit_in_mb"],
             time_limit_in_ms=fields["time_limit_in_ms"],
             environment=dict(os.environ),
+            # SCF's spellings, so that handlers written for SCF read what they expect.
+            environ=";".join(f"{k}={v}" for k, v in os.environ.items()),
+            tencentcloud_region=os.environ.get("TENCENTCLOUD_REGION", ""),
+            tencentcloud_appid=os.environ.get("TENCENTCLOUD_APPID", ""),
+            tencentcloud_uin=os.environ.get("TENCENTCLOUD_UIN", ""),
         )
         context.deadline_s = float(fields["deadline"])
         return context

@@ -68,6 +68,8 @@ def instance_env(request: RunRequest, instance_dir: Path) -> dict[str, str]:
             "SCF_NAMESPACE": function.namespace,
             "SCF_FUNCTIONVERSION": request.function_version,
             "TENCENTCLOUD_RUNENV": "SCF",
+            "SCF_RUNTIME": f"Python{sys.version_info.major}.{sys.version_info.minor}",
+            "SCF_FUNCTIONMEMORYSIZE": str(function.memory_mb),
             "USER_CODE_ROOT": str(request.code_dir),
             "TMPDIR": str(instance_dir / "tmp"),
             "HOME": str(instance_dir),

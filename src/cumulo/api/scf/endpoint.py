@@ -26,7 +26,7 @@ from cumulo.api.http import json_response, read_body
 from cumulo.api.scf import signing
 from cumulo.api.scf.actions import load
 from cumulo.api.scf.call import ScfCall
-from cumulo.errors import CumuloError, InvalidParameter, MalformedJSON
+from cumulo.errors import CumuloError, InvalidParameter
 
 if TYPE_CHECKING:
     from cumulo.app import Cumulo
@@ -44,7 +44,6 @@ _FIELD_CODES = {
     "InvalidParameterValue.TimeoutS": "InvalidParameterValue.Timeout",
     "InvalidParameterValue.MemoryMb": "InvalidParameterValue.MemorySize",
     "InvalidParameterValue.ZipFile": "InvalidParameterValue.ZipFile",
-    "InvalidParameterValue.Json": "InvalidParameterValue.ClientContext",
     "InvalidParameterValue.PayloadTooLarge": "InvalidParameter.RequestTooLarge",
     "InvalidParameterValue.MaxConcurrency": "InvalidParameterValue.ReservedConcurrencyMem",
     "InvalidParameterValue.RetryAttempts": "InvalidParameterValue.RetryNum",
@@ -92,7 +91,9 @@ async def _handle(request: Request, request_id: str) -> dict[str, Any]:
     body = await read_body(request, MAX_BODY_BYTES)
     signed = signing.SignedRequest(
         method=request.method,
-        path=request.url.path,
+        # ``/scf/`` is the same API mounted where a proxy can route it by path; clients
+        # sign the API's root, as the SDKs do (their canonical URI is always "/").
+        path="/",
         query=request.url.query,
         headers=request.headers,
         body=body,
@@ -144,9 +145,14 @@ def _params(method: str, query: str, body: bytes) -> dict[str, Any]:
     try:
         params = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(f"the request body is not valid JSON: {exc}") from exc
+        raise InvalidParameter(
+            f"the request body is not valid JSON: {exc}", code="InvalidParameter.Payload"
+        ) from exc
     if not isinstance(params, dict):
-        raise MalformedJSON("the request body must be a JSON object of parameters")
+        raise InvalidParameter(
+            "the request body must be a JSON object of parameters",
+            code="InvalidParameter.Payload",
+        )
     return params
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from cumulo.api.scf.actions import action
 from cumulo.api.scf.call import ScfCall, UnsupportedOperation, check_params
-from cumulo.errors import InvalidParameter
+from cumulo.errors import InvalidParameter, MalformedJSON
 from cumulo.models import LATEST, Invocation, InvocationType, Status
 
 #: ``LogType=Tail`` returns at most this much of the end of the run's log.
@@ -32,7 +32,7 @@ async def invoke(call: ScfCall) -> dict[str, Any]:
             code="InvalidParameterValue.InvocationType",
         )
     event = call.text("ClientContext", "{}")
-    return {"Result": await _run(call, _INVOCATION_TYPES[requested], event)}
+    return {"Result": await _run(call, _INVOCATION_TYPES[requested], event, "ClientContext")}
 
 
 @action("InvokeFunction")
@@ -41,10 +41,12 @@ async def invoke_function(call: ScfCall) -> dict[str, Any]:
                                                      "LogType", "Namespace",
                                                      "RoutingKey"}))  # fmt: skip
     event = call.text("Event", "{}")
-    return {"Result": await _run(call, InvocationType.SYNC, event)}
+    return {"Result": await _run(call, InvocationType.SYNC, event, "Event")}
 
 
-async def _run(call: ScfCall, requested: InvocationType, event: str) -> dict[str, Any]:
+async def _run(
+    call: ScfCall, requested: InvocationType, event: str, event_field: str
+) -> dict[str, Any]:
     if call.optional_text("RoutingKey"):
         raise UnsupportedOperation(
             "RoutingKey: aliases route by weight only (RoutingConfig.AdditionalVersionWeights)"
@@ -59,7 +61,13 @@ async def _run(call: ScfCall, requested: InvocationType, event: str) -> dict[str
         fn = await core.versions.resolve(fn, qualifier)
     kind = core.admission.effective_type(fn, requested)
     body = event.encode()
-    admitted = await core.admission.admit(fn, kind, body)
+    try:
+        admitted = await core.admission.admit(fn, kind, body)
+    except MalformedJSON as exc:
+        raise InvalidParameter(
+            f"{event_field} is not valid JSON: {exc.message}",
+            code=f"InvalidParameterValue.{event_field}",
+        ) from None
     inv = admitted.invocation
     if inv.type is InvocationType.ASYNC or not inv.status.terminal:
         return {"FunctionRequestId": inv.request_id}
