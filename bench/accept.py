@@ -9,6 +9,9 @@ each served by one uvicorn worker with the same options (uvloop + httptools):
   invocations in the store are counted and compared with wrk's 2xx count;
 - ``cumulo-draining``: the same with a no-op handler and ``--max-concurrency`` (2) slots, so
   the node also claims, runs and finishes the events while it accepts them;
+- ``cumulo-scf``: as ``cumulo``, through the SCF API: ``POST /`` with an ``Invoke`` (Event)
+  signed by the official SDK (TC3-HMAC-SHA256; wrk replays one signed request, which holds
+  within the 5-minute clock window), so the signature check and SCF's envelope are measured;
 - ``fastapi+rq``: a FastAPI endpoint calling RQ's ``enqueue`` on Redis;
 - ``fastapi+celery``: a FastAPI endpoint calling Celery's ``.delay`` (``apply_async``) on Redis;
 - ``starlette-constant``: the framework cumulo is built on, returning a constant (the ceiling);
@@ -44,7 +47,7 @@ PEERS = {
     "fastapi+rq": "bench.peer_apps:fastapi_rq",
     "fastapi+celery": "bench.peer_apps:fastapi_celery",
 }
-SYSTEMS = ("cumulo", "cumulo-draining", *PEERS)
+SYSTEMS = ("cumulo", "cumulo-scf", "cumulo-draining", *PEERS)
 
 
 def _wrk_run(url: str, headers: dict[str, str], args: argparse.Namespace) -> _wrk.WrkResult:
@@ -87,6 +90,59 @@ def measure_peer(system: str, root: Path, args: argparse.Namespace) -> dict[str,
     return row
 
 
+def _signed_invoke(server: _common.CumuloServer, function: str) -> tuple[str, dict[str, str]]:
+    """An SCF ``Invoke`` (Event) request for ``function``, built and signed by the official
+    SDK with a fresh API key: its body and headers."""
+    import json
+
+    from tencentcloud.common import credential
+    from tencentcloud.common.http.request import RequestInternal
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.scf.v20180416 import scf_client
+
+    with server.client() as client:
+        key = client.post("/v1/keys", json={"description": "bench"}).json()
+    endpoint = server.url.removeprefix("http://")
+    profile = ClientProfile(httpProfile=HttpProfile(endpoint=endpoint, protocol="http"))
+    scf = scf_client.ScfClient(
+        credential.Credential(key["secret_id"], key["secret_key"]), "ap-guangzhou", profile
+    )
+    params = {"FunctionName": function, "InvocationType": "Event", "ClientContext": EVENT_BODY}
+    req = RequestInternal(scf._get_endpoint(), "POST", "/", header={})
+    scf._build_req_with_tc3_signature("Invoke", params, req)
+    check = httpx.post(server.url + "/", content=req.data, headers=dict(req.header))
+    answer = json.loads(check.text)["Response"]
+    if "Error" in answer:
+        raise _common.BenchError(f"the signed SCF Invoke was refused: {answer['Error']}")
+    return str(req.data), {k: str(v) for k, v in req.header.items() if k.lower() != "host"}
+
+
+def measure_cumulo_scf(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {"async_run": True, "max_qps": 1_000_000, "timeout_s": 7200}
+    config["max_concurrency"] = 1
+    with _common.cumulo_server(root) as server, server.client(timeout_s=120.0) as client:
+        _common.create_function(client, "noop", BLOCKER_SOURCE, **config)
+        body, headers = _signed_invoke(server, "noop")
+        _wrk.run(server.url + "/", body=body, headers=headers, duration_s=args.warmup_s, threads=1)
+        before = len(_common.list_invocations(client, "noop"))
+        result = _wrk.run(
+            server.url + "/",
+            body=body,
+            headers=headers,
+            connections=args.connections,
+            duration_s=args.duration_s,
+            threads=args.threads,
+        )
+        stored = len(_common.list_invocations(client, "noop")) - before
+    row = result.summary()
+    row["stored"] = stored
+    # SCF answers 200 with an error envelope too: every 2xx must have made a row.
+    row["lost"] = max(0, result.ok_2xx - stored)
+    print(f"cumulo-scf: wrk 2xx = {result.ok_2xx}, invocations stored = {stored}", file=sys.stderr)
+    return row
+
+
 def measure_cumulo(root: Path, args: argparse.Namespace, draining: bool) -> dict[str, Any]:
     config: dict[str, Any] = {"async_run": True, "max_qps": 1_000_000, "timeout_s": 7200}
     source = NOOP_SOURCE
@@ -118,7 +174,9 @@ def run(args: argparse.Namespace) -> Report:
     with _common.work_dir("accept") as root:
         for system in args.systems:
             try:
-                if system.startswith("cumulo"):
+                if system == "cumulo-scf":
+                    rows[system] = measure_cumulo_scf(root / system, args)
+                elif system.startswith("cumulo"):
                     rows[system] = measure_cumulo(root / system, args, draining=system != "cumulo")
                 else:
                     rows[system] = measure_peer(system, root, args)
@@ -135,6 +193,9 @@ def run(args: argparse.Namespace) -> Report:
         "cumulo/ceiling": ratio(rps("cumulo"), rps("starlette-constant")),
         "cumulo/fastapi-constant": ratio(rps("cumulo"), rps("fastapi-constant")),
         "cumulo-draining/celery": ratio(rps("cumulo-draining"), rps("fastapi+celery")),
+        "cumulo-scf/cumulo": ratio(rps("cumulo-scf"), rps("cumulo")),
+        "cumulo-scf/celery": ratio(rps("cumulo-scf"), rps("fastapi+celery")),
+        "cumulo-scf/rq": ratio(rps("cumulo-scf"), rps("fastapi+rq")),
     }
     checks = [
         Check("accepted/s", rps("cumulo"), ">=", 5000, "req/s"),

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 import orjson
+from starlette.datastructures import Headers
 
 from cumulo.api.http import check_authorization, invocation_json
+from cumulo.api.scf import endpoint as scf_endpoint
 from cumulo.errors import CumuloError, InvalidParameter, PayloadTooLarge
 from cumulo.models import InvocationType
 
@@ -32,6 +34,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+SCF_PATHS = frozenset({"/", "/scf", "/scf/"})
 INVOKE_PATH = re.compile(r"^/v1/namespaces/([^/]+)/functions/([^/]+)/invocations/?$")
 _JSON = (b"content-type", b"application/json")
 
@@ -43,6 +46,9 @@ class InvokeFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
+            if scope["path"] in SCF_PATHS:
+                await self._scf(scope, receive, send)
+                return
             match = INVOKE_PATH.match(scope["path"])
             if match is not None:
                 try:
@@ -54,6 +60,23 @@ class InvokeFastPath:
                     await _send_error(send, CumuloError("internal error; see the server log"))
                 return
         await self.app(scope, receive, send)
+
+    async def _scf(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An SCF API call (``POST /``): every answer is 200 with SCF's envelope."""
+        try:
+            body = await _read_body(receive, scf_endpoint.MAX_BODY_BYTES)
+        except CumuloError as exc:
+            payload, request_id = scf_endpoint.envelope_error(exc)
+        else:
+            payload, request_id = await scf_endpoint.answer(
+                self._core,
+                "POST",
+                scope.get("scheme", "http"),
+                scope["query_string"].decode("latin-1"),
+                Headers(scope=scope),
+                body,
+            )
+        await _send(send, 200, payload, [(b"x-tc-requestid", request_id.encode())])
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send, ns: str, name: str) -> None:
         headers = dict(scope["headers"])

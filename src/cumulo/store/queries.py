@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ from cumulo.store.engine import (
     is_unique_violation,
 )
 from cumulo.store.schema import (
+    api_keys,
     code_packages,
     function_from_row,
     function_values,
@@ -100,6 +102,12 @@ def delete_namespace(conn: sa.Connection, name: str) -> None:
         ) from exc
     if deleted.rowcount == 0:
         raise NamespaceNotFound(f"namespace {name!r} does not exist")
+    # Its keys go with it: a namespace made later under the same name is not theirs.
+    conn.execute(
+        sa.update(api_keys)
+        .where(api_keys.c.namespace == name, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=time.time())
+    )
 
 
 def update_namespace(conn: sa.Connection, name: str, description: str) -> Namespace:

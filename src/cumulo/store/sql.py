@@ -136,7 +136,7 @@ class SqlStore:
 
     async def delete_namespace(self, name: str) -> None:
         """Raises ``NamespaceNotFound``; ``InvalidParameter`` for ``default`` or a namespace
-        that still holds functions."""
+        that still holds functions. The API keys bound to it are revoked with it."""
         if name == DEFAULT_NAMESPACE:
             raise InvalidParameter("the default namespace cannot be deleted", field="namespace")
         await self._write(queries.delete_namespace, name)

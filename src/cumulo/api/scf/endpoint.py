@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -62,45 +63,81 @@ def _core(request: Request) -> Cumulo:
 
 
 async def scf_endpoint(request: Request) -> Response:
+    """The Starlette route: GET (a browser, or the SDK's GET form) and any POST the fast
+    path did not take."""
     if request.method == "GET" and "x-tc-action" not in request.headers:
         # A browser (or curl) at the root: say what is here rather than fail a signature.
         return json_response(
             {"name": "cumulo", "rest_api": "/v1", "scf_api": "POST / (TC3-HMAC-SHA256)",
              "openapi": "/openapi.json", "health": "/healthz"}
         )  # fmt: skip
+    try:
+        body = await read_body(request, MAX_BODY_BYTES)
+    except CumuloError as exc:
+        payload, request_id = envelope_error(exc)
+    else:
+        payload, request_id = await answer(
+            _core(request),
+            request.method,
+            request.url.scheme,
+            request.url.query,
+            request.headers,
+            body,
+        )
+    return Response(payload, media_type="application/json", headers={"X-TC-RequestId": request_id})
+
+
+async def answer(
+    core: Cumulo, method: str, scheme: str, query: str, headers: Headers, body: bytes
+) -> tuple[bytes, str]:
+    """The whole answer to one call: the JSON envelope (success or error) and its
+    RequestId. Never raises."""
     request_id = str(uuid.uuid4())
     try:
-        payload = await _handle(request, request_id)
+        payload = await _handle(core, method, scheme, query, headers, body, request_id)
     except CumuloError as exc:
-        payload = {"Error": {"Code": scf_code(exc), "Message": exc.message}}
-        if exc.http_status >= 500:
-            log.warning("SCF call failed: %s %s", exc.code, exc.message)
+        payload = _error(exc)
     except Exception:
         log.exception("SCF call crashed")
         payload = {"Error": {"Code": "InternalError", "Message": "internal error; see the log"}}
     payload["RequestId"] = request_id
-    return Response(
-        orjson.dumps({"Response": payload}),
-        media_type="application/json",
-        headers={"X-TC-RequestId": request_id},
-    )
+    return orjson.dumps({"Response": payload}), request_id
 
 
-async def _handle(request: Request, request_id: str) -> dict[str, Any]:
-    core = _core(request)
-    body = await read_body(request, MAX_BODY_BYTES)
+def envelope_error(exc: CumuloError) -> tuple[bytes, str]:
+    """The envelope of a call refused before it could be read (e.g. a body too large)."""
+    request_id = str(uuid.uuid4())
+    payload = {**_error(exc), "RequestId": request_id}
+    return orjson.dumps({"Response": payload}), request_id
+
+
+def _error(exc: CumuloError) -> dict[str, Any]:
+    if exc.http_status >= 500:
+        log.warning("SCF call failed: %s %s", exc.code, exc.message)
+    return {"Error": {"Code": scf_code(exc), "Message": exc.message}}
+
+
+async def _handle(
+    core: Cumulo,
+    method: str,
+    scheme: str,
+    query: str,
+    headers: Headers,
+    body: bytes,
+    request_id: str,
+) -> dict[str, Any]:
     signed = signing.SignedRequest(
-        method=request.method,
+        method=method,
         # ``/scf/`` is the same API mounted where a proxy can route it by path; clients
         # sign the API's root, as the SDKs do (their canonical URI is always "/").
         path="/",
-        query=request.url.query,
-        headers=request.headers,
+        query=query,
+        headers=headers,
         body=body,
     )
     principal = await _authenticate(core, signed)
-    action_name = request.headers.get("x-tc-action", "")
-    version = request.headers.get("x-tc-version", "")
+    action_name = headers.get("x-tc-action", "")
+    version = headers.get("x-tc-version", "")
     if version != API_VERSION:
         raise InvalidParameter(
             f"X-TC-Version {version!r} is not served here; cumulo speaks SCF {API_VERSION}",
@@ -115,10 +152,10 @@ async def _handle(request: Request, request_id: str) -> dict[str, Any]:
     call = ScfCall(
         core=core,
         principal=principal,
-        params=_params(request.method, request.url.query, body),
-        region=request.headers.get("x-tc-region", ""),
+        params=_params(method, query, body),
+        region=headers.get("x-tc-region", ""),
         request_id=request_id,
-        base_url=f"{request.url.scheme}://{request.headers.get('host', 'localhost')}",
+        base_url=f"{scheme}://{headers.get('host', 'localhost')}",
     )
     return await handler(call)
 
