@@ -25,6 +25,7 @@ from cumulo.api import functions as function_routes
 from cumulo.api import invocations as invocation_routes
 from cumulo.api import keys as key_routes
 from cumulo.api import ops as ops_routes
+from cumulo.api import triggers as trigger_routes
 from cumulo.api import versions as version_routes
 from cumulo.api.fastpath import InvokeFastPath
 from cumulo.api.http import check_token, error_response
@@ -38,6 +39,7 @@ from cumulo.engine.keys import Keys
 from cumulo.engine.limits import QpsLimiter
 from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.recovery import Recovery
+from cumulo.engine.triggers import Triggers
 from cumulo.engine.versions import Versions
 from cumulo.errors import CumuloError, NotFound
 from cumulo.metrics import Metrics
@@ -47,6 +49,7 @@ from cumulo.runtime.pool import ProcessPool
 from cumulo.secretbox import SecretBox
 from cumulo.settings import Settings
 from cumulo.store.sql import SqlStore
+from cumulo.triggers.scheduler import TimerScheduler
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,8 @@ class Cumulo:
             metrics=self.metrics,
         )
         self.recovery = Recovery(self.store, self.logs, settings)
+        self.triggers = Triggers(self.store, self.functions, self.versions)
+        self.timers = TimerScheduler(self.triggers, self.admission)
         self.functions.on_change(self._function_changed)
         self._lock: IO[str] | None = None
 
@@ -115,11 +120,13 @@ class Cumulo:
             log.warning("settled %d invocations lost by the previous run", len(settled))
         self.commits.start()
         await self.dispatcher.start()
+        self.timers.start()
         self.recovery.start()
         if self.settings.examples_dir is not None:
             await self.deploy_examples(self.settings.examples_dir)
 
     async def stop(self) -> None:
+        await self.timers.stop()
         await self.recovery.stop()
         await self.dispatcher.stop()
         await self.commits.stop()
@@ -243,6 +250,7 @@ def create_app(settings: Settings, token: str | None = None) -> InvokeFastPath:
             *ops_routes.routes,
             *function_routes.routes,
             *version_routes.routes,
+            *trigger_routes.routes,
             *invocation_routes.routes,
             *key_routes.routes,
             *code_routes.routes,

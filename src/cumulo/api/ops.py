@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -38,6 +39,7 @@ _OPERATIONS: list[tuple[str, str, str, str]] = [
     ("get", "/metrics", "metrics", "Prometheus metrics"),
     ("get", "/v1/namespaces", "listNamespaces", "List namespaces"),
     ("post", "/v1/namespaces", "createNamespace", "Create a namespace"),
+    ("patch", "/v1/namespaces/{ns}", "updateNamespace", 'Change the description: {"description"}'),
     ("delete", "/v1/namespaces/{ns}", "deleteNamespace", "Delete an empty namespace"),
     ("get", "/v1/namespaces/{ns}/functions", "listFunctions", "List functions"),
     ("post", "/v1/namespaces/{ns}/functions", "createFunction", "Create a function (201)"),
@@ -47,7 +49,31 @@ _OPERATIONS: list[tuple[str, str, str, str]] = [
     ("delete", "/v1/namespaces/{ns}/functions/{fn}", "deleteFunction", "Delete a function"),
     ("put", "/v1/namespaces/{ns}/functions/{fn}/code", "putCode", "Replace the code"),
     ("post", "/v1/namespaces/{ns}/functions/{fn}/invocations", "invoke",
-     "Invoke: ?type=sync|async; body = event; header Idempotency-Key"),
+     "Invoke: ?type=sync|async&qualifier=VERSION|ALIAS; body = event; header Idempotency-Key"),
+    ("post", "/v1/namespaces/{ns}/functions/{fn}/versions", "publishVersion",
+     "Publish the current code and configuration as the next version (201)"),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}/versions", "listVersions",
+     "List $LATEST and the published versions"),
+    ("delete", "/v1/namespaces/{ns}/functions/{fn}/versions/{version}", "deleteVersion",
+     "Delete a version (409 while an alias routes to it)"),
+    ("post", "/v1/namespaces/{ns}/functions/{fn}/aliases", "createAlias",
+     'Create an alias: {"name", "function_version", "additional_weights", "description"}'),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}/aliases", "listAliases", "List aliases"),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}/aliases/{alias}", "getAlias", "Read an alias"),
+    ("patch", "/v1/namespaces/{ns}/functions/{fn}/aliases/{alias}", "updateAlias",
+     "Change an alias's version, weights or description"),
+    ("delete", "/v1/namespaces/{ns}/functions/{fn}/aliases/{alias}", "deleteAlias",
+     "Delete an alias"),
+    ("post", "/v1/namespaces/{ns}/functions/{fn}/triggers", "createTrigger",
+     'Create a trigger: {"name", "type": "timer", "description": CRON, "qualifier", '
+     '"enabled", "custom_argument"}'),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}/triggers", "listTriggers", "List triggers"),
+    ("get", "/v1/namespaces/{ns}/functions/{fn}/triggers/{name}", "getTrigger",
+     "Read a trigger"),
+    ("patch", "/v1/namespaces/{ns}/functions/{fn}/triggers/{name}", "updateTrigger",
+     "Enable, disable or change a trigger"),
+    ("delete", "/v1/namespaces/{ns}/functions/{fn}/triggers/{name}", "deleteTrigger",
+     "Delete a trigger"),
     ("get", "/v1/namespaces/{ns}/invocations", "listInvocations",
      "List invocations, newest first: ?function=&status=&since=&until=&limit=&cursor="),
     ("get", "/v1/namespaces/{ns}/invocations/{id}", "getInvocation", "Read an invocation"),
@@ -55,6 +81,12 @@ _OPERATIONS: list[tuple[str, str, str, str]] = [
      'Terminate: {"grace": bool}'),
     ("get", "/v1/namespaces/{ns}/invocations/{id}/logs", "logs",
      "Logs as JSON lines; ?follow=1 for SSE (Last-Event-ID resumes)"),
+    ("post", "/v1/keys", "createKey",
+     'Make an SCF API key: {"namespace": null|NS, "description"}; the secret is shown once'),
+    ("get", "/v1/keys", "listKeys", "List API keys (never their secrets)"),
+    ("delete", "/v1/keys/{secret_id}", "revokeKey", "Revoke an API key"),
+    ("get", "/v1/code/{sha256}", "downloadCode",
+     "A code package, by a signed link from SCF GetFunctionAddress (no token)"),
 ]  # fmt: skip
 
 
@@ -63,8 +95,7 @@ def openapi_document() -> dict[str, Any]:
     for method, path, op_id, summary in _OPERATIONS:
         params = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("ns", "fn", "id")
-            if "{" + name + "}" in path
+            for name in re.findall(r"{(\w+)}", path)
         ]
         op: dict[str, Any] = {
             "operationId": op_id,
@@ -80,7 +111,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         }
-        if path != "/healthz":
+        if path not in ("/healthz", "/v1/code/{sha256}"):
             op["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method] = op
     return {
