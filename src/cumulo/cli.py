@@ -536,9 +536,21 @@ def _parse_event(ctx: click.Context, param: click.Parameter, value: str | None) 
     metavar="KEY",
     help="Repeating a key returns the first request_id and runs nothing.",
 )
+@_option(
+    "--qualifier",
+    "-q",
+    envvar="CUMULO_INVOKE_QUALIFIER",
+    metavar="VERSION|ALIAS",
+    help="Run a published version or an alias. Default: $LATEST.",
+)
 @click.pass_context
 def invoke(
-    ctx: click.Context, name: str, event: Any, run_async: bool, idempotency_key: str | None
+    ctx: click.Context,
+    name: str,
+    event: Any,
+    run_async: bool,
+    idempotency_key: str | None,
+    qualifier: str | None,
 ) -> None:
     """Invoke the function NAME. Sync: print the result as JSON (a failed run prints its
     error and exits 1). Async, and always for an async-run function: print the request_id."""
@@ -549,6 +561,7 @@ def invoke(
             event,
             type="async" if run_async else "sync",
             idempotency_key=idempotency_key,
+            qualifier=qualifier,
         )
         status = answer.get("status")
         if status not in TERMINAL_STATUSES:
@@ -754,5 +767,354 @@ def events(
         Console().print(table)
         if page.get("next_cursor"):
             click.echo(f"more: add --cursor {page['next_cursor']}", err=True)
+
+    _run(ctx, work)
+
+
+# -- API keys ----------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """API keys (SecretId/SecretKey) that sign calls to the SCF API. Needs the admin token."""
+
+
+@keys.command("create")
+@_option(
+    "--namespace",
+    "key_namespace",
+    envvar="CUMULO_KEYS_NAMESPACE",
+    metavar="NS",
+    help="Confine the key to this namespace. Default: an admin key (every namespace).",
+)
+@_option("--description", envvar="CUMULO_KEYS_DESCRIPTION", default="", help="A note on the key.")
+@_option(
+    "--json",
+    "as_json",
+    envvar="CUMULO_KEYS_JSON",
+    is_flag=True,
+    help='Print only {"secret_id": ..., "secret_key": ...}.',
+)
+@click.pass_context
+def create_key(
+    ctx: click.Context, key_namespace: str | None, description: str, as_json: bool
+) -> None:
+    """Make a key and print its SecretId and SecretKey. The SecretKey is shown this once."""
+
+    async def work(client: Client) -> None:
+        key = await client.create_key(key_namespace, description)
+        if as_json:
+            _echo_json({"secret_id": key["secret_id"], "secret_key": key["secret_key"]})
+        else:
+            scope = f"namespace {key['namespace']}" if key.get("namespace") else "admin"
+            click.echo(f"SecretId:  {key['secret_id']}\nSecretKey: {key['secret_key']}")
+            click.echo(f"scope:     {scope}", err=True)
+        click.echo(
+            "warning: the SecretKey is not shown again; keep it now (revoke the key if lost)",
+            err=True,
+        )
+
+    _run(ctx, work)
+
+
+@keys.command("list")
+@_option("--json", "as_json", envvar="CUMULO_KEYS_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_keys(ctx: click.Context, as_json: bool) -> None:
+    """List the keys (never their secrets), revoked ones included."""
+
+    async def work(client: Client) -> None:
+        items = await client.list_keys()
+        if as_json:
+            _echo_json(items)
+            return
+        table = Table(
+            "SECRET_ID", "NAMESPACE", "STATUS", "CREATED", "REVOKED", "DESCRIPTION", box=box.SIMPLE
+        )
+        table.columns[0].no_wrap = True
+        for key in items:
+            table.add_row(
+                *_cells(
+                    key.get("secret_id"),
+                    key.get("namespace") or "* (admin)",
+                    key.get("status"),
+                    _when(key.get("created_at")),
+                    _when(key.get("revoked_at")),
+                    key.get("description", ""),
+                )
+            )
+        Console().print(table)
+
+    _run(ctx, work)
+
+
+@keys.command("revoke")
+@click.argument("secret_id")
+@click.pass_context
+def revoke_key(ctx: click.Context, secret_id: str) -> None:
+    """Revoke the key SECRET_ID at once (idempotent)."""
+
+    async def work(client: Client) -> None:
+        key = await client.revoke_key(secret_id)
+        click.echo(f"revoked {key['secret_id']}")
+
+    _run(ctx, work)
+
+
+# -- versions and aliases ----------------------------------------------------------------
+
+
+@main.group()
+def versions() -> None:
+    """Published versions of a function: frozen code and configuration."""
+
+
+@versions.command("publish")
+@click.argument("name")
+@_option("--description", envvar="CUMULO_VERSIONS_DESCRIPTION", default="")
+@click.pass_context
+def publish_version(ctx: click.Context, name: str, description: str) -> None:
+    """Freeze the function NAME's current code and configuration as its next version;
+    print the version's number."""
+
+    async def work(client: Client) -> None:
+        version = await client.publish_version(name, description)
+        click.echo(version["version"])
+        click.echo(f"published {name} version {version['version']}", err=True)
+
+    _run(ctx, work)
+
+
+@versions.command("ls")
+@click.argument("name")
+@_option("--json", "as_json", envvar="CUMULO_VERSIONS_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_versions(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the function NAME's versions: $LATEST, then the published ones."""
+
+    async def work(client: Client) -> None:
+        items = await client.list_versions(name)
+        if as_json:
+            _echo_json(items)
+            return
+        table = Table(
+            "VERSION", "HANDLER", "SHA256", "TIMEOUT", "MEMORY", "PUBLISHED", "DESCRIPTION",
+            box=box.SIMPLE,
+        )  # fmt: skip
+        for item in items:
+            table.add_row(
+                *_cells(
+                    item.get("version"),
+                    item.get("handler"),
+                    str(item.get("code_sha256", ""))[:12],
+                    f"{item.get('timeout_s', '')} s",
+                    f"{item.get('memory_mb', '')} MB",
+                    _when(item.get("published_at")),
+                    item.get("version_description", ""),
+                )
+            )
+        Console().print(table)
+
+    _run(ctx, work)
+
+
+@versions.command("rm")
+@click.argument("name")
+@click.argument("version")
+@click.pass_context
+def delete_version(ctx: click.Context, name: str, version: str) -> None:
+    """Delete VERSION of the function NAME (refused while an alias routes to it)."""
+
+    async def work(client: Client) -> None:
+        await client.delete_version(name, version)
+        click.echo(f"deleted {name} version {version}")
+
+    _run(ctx, work)
+
+
+def _parse_weights(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, float] | None:
+    """``--weight VERSION=FRACTION`` (repeatable) as ``{version: fraction}``; None when not
+    given."""
+    if not value:
+        return None
+    weights: dict[str, float] = {}
+    for pair in value:
+        version, sep, fraction = pair.partition("=")
+        try:
+            weights[version.strip()] = float(fraction)
+        except ValueError:
+            sep = ""
+        if not sep or not version.strip():
+            raise click.BadParameter(f"{pair!r} is not VERSION=FRACTION (e.g. 2=0.1)")
+    return weights
+
+
+def _weight_option(envvar: str) -> Callable[[Any], Any]:
+    return _option(
+        "--weight",
+        "weights",
+        envvar=envvar,
+        multiple=True,
+        metavar="VERSION=FRACTION",
+        callback=_parse_weights,
+        help="Send this share of the calls to another version; repeat for more (below 1 in all).",
+    )
+
+
+def _routing(alias: dict[str, Any]) -> str:
+    """``1 (90%), 2 (10%)``: where an alias sends the calls."""
+    weights: dict[str, float] = alias.get("additional_weights") or {}
+    if not weights:
+        return str(alias.get("function_version"))
+    main_share = 1 - sum(weights.values())
+    shares = [(str(alias.get("function_version")), main_share), *sorted(weights.items())]
+    return ", ".join(f"{version} ({share:.0%})" for version, share in shares)
+
+
+def _echo_alias(alias: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _echo_json(alias)
+    else:
+        click.echo(f"{alias['name']} -> {_routing(alias)}")
+
+
+@main.group()
+def aliases() -> None:
+    """Aliases of a function: a name for a version, optionally splitting the calls."""
+
+
+@aliases.command("create")
+@click.argument("name")
+@click.argument("alias")
+@_option(
+    "--version",
+    "function_version",
+    envvar="CUMULO_ALIASES_VERSION",
+    required=True,
+    metavar="V",
+    help="The version it names: a published version's number or $LATEST.",
+)
+@_weight_option("CUMULO_ALIASES_WEIGHT")
+@_option("--description", envvar="CUMULO_ALIASES_DESCRIPTION", default="")
+@_option("--json", "as_json", envvar="CUMULO_ALIASES_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def create_alias(
+    ctx: click.Context,
+    name: str,
+    alias: str,
+    function_version: str,
+    weights: dict[str, float] | None,
+    description: str,
+    as_json: bool,
+) -> None:
+    """Create ALIAS of the function NAME."""
+
+    async def work(client: Client) -> None:
+        made = await client.create_alias(name, alias, function_version, weights, description)
+        _echo_alias(made, as_json)
+
+    _run(ctx, work)
+
+
+@aliases.command("ls")
+@click.argument("name")
+@_option("--json", "as_json", envvar="CUMULO_ALIASES_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_aliases(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the aliases of the function NAME."""
+
+    async def work(client: Client) -> None:
+        items = await client.list_aliases(name)
+        if as_json:
+            _echo_json(items)
+            return
+        table = Table("ALIAS", "ROUTES TO", "UPDATED", "DESCRIPTION", box=box.SIMPLE)
+        for item in items:
+            table.add_row(
+                *_cells(
+                    item.get("name"),
+                    _routing(item),
+                    _when(item.get("updated_at")),
+                    item.get("description", ""),
+                )
+            )
+        Console().print(table)
+
+    _run(ctx, work)
+
+
+@aliases.command("show")
+@click.argument("name")
+@click.argument("alias")
+@_option("--json", "as_json", envvar="CUMULO_ALIASES_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show_alias(ctx: click.Context, name: str, alias: str, as_json: bool) -> None:
+    """Show ALIAS of the function NAME and where it sends the calls."""
+
+    async def work(client: Client) -> None:
+        _echo_alias(await client.get_alias(name, alias), as_json)
+
+    _run(ctx, work)
+
+
+@aliases.command("update")
+@click.argument("name")
+@click.argument("alias")
+@_option(
+    "--version",
+    "function_version",
+    envvar="CUMULO_ALIASES_VERSION",
+    metavar="V",
+    help="Point it at this version.",
+)
+@_weight_option("CUMULO_ALIASES_WEIGHT")
+@_option(
+    "--no-weights",
+    envvar="CUMULO_ALIASES_NO_WEIGHTS",
+    is_flag=True,
+    help="Send every call to the main version.",
+)
+@_option("--description", envvar="CUMULO_ALIASES_DESCRIPTION")
+@_option("--json", "as_json", envvar="CUMULO_ALIASES_JSON", is_flag=True, help="Print JSON.")
+@click.pass_context
+def update_alias(
+    ctx: click.Context,
+    name: str,
+    alias: str,
+    function_version: str | None,
+    weights: dict[str, float] | None,
+    no_weights: bool,
+    description: str | None,
+    as_json: bool,
+) -> None:
+    """Change ALIAS of the function NAME; what is not given stays as it is."""
+    if no_weights and weights is not None:
+        raise click.UsageError("--weight and --no-weights exclude each other")
+
+    async def work(client: Client) -> None:
+        updated = await client.update_alias(
+            name,
+            alias,
+            function_version=function_version,
+            additional_weights={} if no_weights else weights,
+            description=description,
+        )
+        _echo_alias(updated, as_json)
+
+    _run(ctx, work)
+
+
+@aliases.command("rm")
+@click.argument("name")
+@click.argument("alias")
+@click.pass_context
+def delete_alias(ctx: click.Context, name: str, alias: str) -> None:
+    """Delete ALIAS of the function NAME."""
+
+    async def work(client: Client) -> None:
+        await client.delete_alias(name, alias)
+        click.echo(f"deleted alias {alias} of {name}")
 
     _run(ctx, work)

@@ -128,6 +128,36 @@ class Client:
         body = {"name": name, "description": description}
         return _json(await self._request("POST", "/v1/namespaces", json=body))
 
+    async def update_namespace(self, name: str, description: str) -> dict[str, Any]:
+        """Replace the namespace's description. Raises ``ApiError`` 404
+        ``ResourceNotFound.Namespace``."""
+        path = f"/v1/namespaces/{quote(name, safe='')}"
+        return _json(await self._request("PATCH", path, json={"description": description}))
+
+    # -- API keys (for the SCF API) -----------------------------------------------------
+
+    async def create_key(
+        self, namespace: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """A new SecretId/SecretKey pair: ``{"secret_id", "secret_key", "namespace",
+        "description", "created_at", "revoked_at", "status"}``. ``namespace`` None makes an
+        admin key (every namespace); otherwise the key acts only in that namespace (404
+        ``ResourceNotFound.Namespace`` when it does not exist). ``secret_key`` is in this
+        answer only: the server never shows it again. Needs the admin token."""
+        body = {"namespace": namespace, "description": description}
+        return _json(await self._request("POST", "/v1/keys", json=body))
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """Every key, revoked ones included (``status`` "active" or "revoked"), oldest
+        first, without their secrets."""
+        return list(_json(await self._request("GET", "/v1/keys"))["items"])
+
+    async def revoke_key(self, secret_id: str) -> dict[str, Any]:
+        """Revoke a key (idempotent) and return it. Raises ``ApiError`` 404
+        ``ResourceNotFound.SecretId`` for an unknown one."""
+        path = f"/v1/keys/{quote(secret_id, safe='')}"
+        return _json(await self._request("DELETE", path))
+
     # -- functions ----------------------------------------------------------------------
 
     async def create_function(
@@ -205,6 +235,77 @@ class Client:
     async def delete_function(self, name: str) -> None:
         await self._request("DELETE", self._fn(name))
 
+    # -- versions and aliases -----------------------------------------------------------
+
+    async def publish_version(self, name: str, description: str = "") -> dict[str, Any]:
+        """Freeze the function's current code and configuration as its next version (numbers
+        start at 1 and are never reused). Returns the function as published, with
+        ``version`` (text), ``version_description`` and ``published_at``."""
+        path = self._fn(name) + "/versions"
+        return _json(await self._request("POST", path, json={"description": description}))
+
+    async def list_versions(self, name: str) -> list[dict[str, Any]]:
+        """``$LATEST`` (the function itself) first, then the published versions by number."""
+        return list(_json(await self._request("GET", self._fn(name) + "/versions"))["items"])
+
+    async def delete_version(self, name: str, version: str | int) -> None:
+        """Raises ``ApiError`` 404 ``ResourceNotFound.Version``; 409 ``ResourceInUse.Alias``
+        while an alias routes to it."""
+        path = self._fn(name) + f"/versions/{quote(str(version), safe='')}"
+        await self._request("DELETE", path)
+
+    async def create_alias(
+        self,
+        name: str,
+        alias: str,
+        function_version: str | int,
+        additional_weights: Mapping[str, float] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Name ``function_version`` (a published version or ``$LATEST``) as ``alias``;
+        ``additional_weights`` (version → fraction, together below 1) send that share of the
+        calls to other versions. Raises ``ApiError`` 409 ``ResourceInUse.Alias`` for a taken
+        name, 404 ``ResourceNotFound.Version`` for a version that does not exist."""
+        body = {
+            "name": alias,
+            "function_version": str(function_version),
+            "additional_weights": dict(additional_weights or {}),
+            "description": description,
+        }
+        return _json(await self._request("POST", self._fn(name) + "/aliases", json=body))
+
+    async def get_alias(self, name: str, alias: str) -> dict[str, Any]:
+        """Raises ``ApiError`` 404 ``ResourceNotFound.Alias``."""
+        return _json(await self._request("GET", self._alias(name, alias)))
+
+    async def list_aliases(self, name: str) -> list[dict[str, Any]]:
+        """By name."""
+        return list(_json(await self._request("GET", self._fn(name) + "/aliases"))["items"])
+
+    async def update_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        function_version: str | int | None = None,
+        additional_weights: Mapping[str, float] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given, keep the rest. ``additional_weights={}`` removes the
+        split."""
+        body: dict[str, Any] = {}
+        if function_version is not None:
+            body["function_version"] = str(function_version)
+        if additional_weights is not None:
+            body["additional_weights"] = dict(additional_weights)
+        if description is not None:
+            body["description"] = description
+        return _json(await self._request("PATCH", self._alias(name, alias), json=body))
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        """Raises ``ApiError`` 404 ``ResourceNotFound.Alias``."""
+        await self._request("DELETE", self._alias(name, alias))
+
     # -- invocations --------------------------------------------------------------------
 
     async def invoke(
@@ -214,8 +315,12 @@ class Client:
         *,
         type: InvocationType = "sync",
         idempotency_key: str | None = None,
+        qualifier: str | int | None = None,
     ) -> dict[str, Any]:
         """Invoke ``name`` with ``event`` (any JSON value; ``None`` sends ``{}``).
+        ``qualifier`` picks what runs: ``$LATEST`` (the default), a published version's
+        number or an alias (404 ``ResourceNotFound.Qualifier`` when it names nothing); the
+        invocation records the version that ran as ``function_version``.
 
         Returns the invocation once it ended for a sync call to a normal function (a handler
         error is ``status: "failed"``, not an exception), else the 202 answer
@@ -225,10 +330,13 @@ class Client:
         headers = {"Content-Type": "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        params: dict[str, str] = {"type": type}
+        if qualifier is not None:
+            params["qualifier"] = str(qualifier)
         response = await self._request(
             "POST",
             self._fn(name) + "/invocations",
-            params={"type": type},
+            params=params,
             content=json.dumps({} if event is None else event).encode(),
             headers=headers,
             timeout=httpx.Timeout(self.timeout_s, read=None),
@@ -350,6 +458,9 @@ class Client:
 
     def _fn(self, name: str) -> str:
         return self._ns(f"functions/{quote(name, safe='')}")
+
+    def _alias(self, name: str, alias: str) -> str:
+        return self._fn(name) + f"/aliases/{quote(alias, safe='')}"
 
     def _inv(self, request_id: str) -> str:
         return self._ns(f"invocations/{quote(request_id, safe='')}")

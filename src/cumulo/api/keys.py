@@ -37,6 +37,12 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 async def create_key(request: Request) -> Response:
     core = _core(request)
     body = v.as_dict(await read_json(request))
+    unknown = sorted(set(body) - {"namespace", "description"})
+    if unknown:
+        raise InvalidParameter(
+            f"unknown field(s) {', '.join(unknown)}; allowed: description, namespace",
+            code="UnknownParameter",
+        )
     namespace = body.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise InvalidParameter("namespace must be a name or null (admin)", field="namespace")

@@ -50,6 +50,7 @@ def _where(request: Request) -> tuple[str, str]:
 async def publish_version(request: Request) -> Response:
     core = _core(request)
     body = v.as_dict(await read_json(request))
+    _known_fields(body, frozenset({"description"}))
     description = body.get("description", "")
     if not isinstance(description, str):
         raise InvalidParameter("description must be text", field="description")
@@ -70,9 +71,24 @@ async def delete_version(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _known_fields(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse a field this endpoint does not know rather than ignore it (a misspelt
+    ``weights`` must not silently make an alias without a split)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidParameter(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+            code="UnknownParameter",
+        )
+
+
+_ALIAS_FIELDS = frozenset({"function_version", "additional_weights", "description"})
+
+
 async def create_alias(request: Request) -> Response:
     core = _core(request)
     body = v.as_dict(await read_json(request))
+    _known_fields(body, _ALIAS_FIELDS | {"name"})
     alias = await core.versions.create_alias(*_where(request), body)
     return json_response(alias_json(alias), 201)
 
@@ -92,13 +108,7 @@ async def get_alias(request: Request) -> Response:
 async def update_alias(request: Request) -> Response:
     core = _core(request)
     body = v.as_dict(await read_json(request))
-    unknown = sorted(set(body) - {"function_version", "additional_weights", "description"})
-    if unknown:
-        raise InvalidParameter(
-            f"unknown field(s) {', '.join(unknown)}; allowed: additional_weights, description, "
-            "function_version",
-            code="UnknownParameter",
-        )
+    _known_fields(body, _ALIAS_FIELDS)
     alias = await core.versions.update_alias(*_where(request), request.path_params["alias"], body)
     return json_response(alias_json(alias))
 

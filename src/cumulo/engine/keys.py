@@ -22,6 +22,9 @@ SECRET_ID_PREFIX = "AKID"
 _ALPHABET = string.ascii_letters + string.digits
 #: Seconds a key read from the store is trusted before it is read again.
 CACHE_TTL_S = 5.0
+#: Keys (known or not) remembered at most: a caller sending made-up SecretIds must not be
+#: able to grow the cache without end.
+CACHE_MAX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +91,20 @@ class Keys:
             key = hit[1]
         else:
             key = await self._store.get_key(secret_id)
-            self._cache[secret_id] = (time.monotonic(), key)
+            self._remember(secret_id, key)
         if key is None or key.revoked_at is not None:
             return None
         return Principal(key.secret_id, key.namespace), self._box.decrypt(key.secret_enc)
+
+    def _remember(self, secret_id: str, key: ApiKey | None) -> None:
+        now = time.monotonic()
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache = {
+                known: hit for known, hit in self._cache.items() if now - hit[0] < CACHE_TTL_S
+            }
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                self._cache.clear()
+        self._cache[secret_id] = (now, key)
 
 
 def _random(length: int) -> str:

@@ -26,6 +26,11 @@ from cumulo.store.base import AliasStore, VersionStore
 ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
 #: Seconds an alias read from the store serves the hot path before it is read again.
 ALIAS_TTL_S = 2.0
+#: Seconds a version read from the store serves before it is read again (a version deleted
+#: on another node stops running here within this time).
+SNAPSHOT_TTL_S = 10.0
+#: The largest version number (the store's column is a 32-bit integer).
+MAX_VERSION = 2**31 - 1
 MAX_DESCRIPTION = 1000
 
 
@@ -37,8 +42,9 @@ class Versions:
     def __init__(self, store: VersionAndAliasStore, functions: Functions) -> None:
         self._store = store
         self._functions = functions
-        # Versions never change: a snapshot once read is good until it is deleted.
-        self._snapshots: dict[tuple[str, int], FunctionVersion] = {}
+        # Versions never change, but another node may delete one: a snapshot read from the
+        # store serves for ``SNAPSHOT_TTL_S``, then the store is asked again.
+        self._snapshots: dict[tuple[str, int], tuple[float, FunctionVersion]] = {}
         self._aliases: dict[tuple[str, str], tuple[float, Alias]] = {}
         self._random = random.Random()
 
@@ -48,7 +54,7 @@ class Versions:
         """Snapshot the function's current code and configuration as its next version."""
         fn = await self._functions.get(namespace, name)
         published = await self._store.publish_version(fn, _description(description), time.time())
-        self._snapshots[(fn.id, published.version)] = published
+        self._snapshots[(fn.id, published.version)] = (time.monotonic(), published)
         return published
 
     async def list_versions(
@@ -73,10 +79,11 @@ class Versions:
     async def snapshot(self, fn: Function, version: str) -> FunctionVersion:
         number = _version_number(version)
         hit = self._snapshots.get((fn.id, number))
-        if hit is None:
-            hit = await self._store.get_version(fn.id, number)
-            self._snapshots[(fn.id, number)] = hit
-        return hit
+        if hit is not None and time.monotonic() - hit[0] < SNAPSHOT_TTL_S:
+            return hit[1]
+        snapshot = await self._store.get_version(fn.id, number)
+        self._snapshots[(fn.id, number)] = (time.monotonic(), snapshot)
+        return snapshot
 
     # --- aliases --------------------------------------------------------------------
 
@@ -140,7 +147,7 @@ class Versions:
         for a qualifier that names nothing."""
         if qualifier is None or qualifier == LATEST:
             return fn
-        if qualifier.isdigit():
+        if _is_number(qualifier):
             return await self._at_version(fn, qualifier)
         alias = await self._alias_cached(fn, qualifier)
         return await self._at_version(fn, self._pick(alias))
@@ -156,7 +163,8 @@ class Versions:
             return fn
         try:
             snap = (await self.snapshot(fn, version)).function
-        except NotFound:
+        except (NotFound, InvalidParameter):
+            # A number no version can have (0, one past the column's range) names nothing.
             raise NotFound(
                 f"function {fn.name!r} has no version {version}",
                 code="ResourceNotFound.Qualifier",
@@ -171,7 +179,7 @@ class Versions:
             environment=snap.environment,
             description=snap.description,
             revision=snap.revision,
-            version=version,
+            version=snap.version,
         )
 
     async def _alias_cached(self, fn: Function, name: str) -> Alias:
@@ -210,8 +218,10 @@ class Versions:
                 "additional_weights must map version numbers to fractions",
                 field="additional_weights",
             )
+        target = _canonical(target, "function_version")
         weights: dict[str, float] = {}
-        for version, weight in raw.items():
+        for raw_version, weight in raw.items():
+            version = _canonical(str(raw_version), "additional_weights")
             if isinstance(weight, bool) or not isinstance(weight, int | float):
                 raise InvalidParameter(
                     f"the weight of version {version} must be a number between 0 and 1",
@@ -222,12 +232,16 @@ class Versions:
                     f"the weight of version {version} is {weight}; it must be above 0 and below 1",
                     field="additional_weights",
                 )
-            if str(version) == target:
+            if version == target:
                 raise InvalidParameter(
                     f"version {version} is already the alias's main version",
                     field="additional_weights",
                 )
-            weights[str(version)] = float(weight)
+            if version in weights:
+                raise InvalidParameter(
+                    f"version {version} is given two weights", field="additional_weights"
+                )
+            weights[version] = float(weight)
         if sum(weights.values()) >= 1:
             raise InvalidParameter(
                 "additional weights add up to 1 or more; the main version must keep a share",
@@ -245,13 +259,26 @@ class Versions:
         return target, weights
 
 
-def _version_number(version: str) -> int:
-    if not version.isdigit() or int(version) < 1:
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and "٣", which ``int`` refuses
+    or reads as another number."""
+    return text.isascii() and text.isdigit()
+
+
+def _version_number(version: str, field: str = "function_version") -> int:
+    """The number ``version`` spells (1 to ``MAX_VERSION``). Raises ``InvalidParameter``."""
+    if not _is_number(version) or not 1 <= int(version) <= MAX_VERSION:
         raise InvalidParameter(
             f"{version!r} is not a version: use a published version's number",
-            field="function_version",
+            field=field,
         )
     return int(version)
+
+
+def _canonical(version: str, field: str) -> str:
+    """``$LATEST``, or the number without leading zeros, as aliases store it: "007" and "7"
+    must name the same version when a delete checks which aliases use it."""
+    return version if version == LATEST else str(_version_number(version, field))
 
 
 def _alias_name(value: object) -> str:

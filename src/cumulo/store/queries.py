@@ -224,7 +224,7 @@ def get_invocation(conn: sa.Connection, namespace: str, request_id: str) -> Invo
     return invocation_from_row(row)
 
 
-def _filtered(query: Select[Any], where: InvocationFilter) -> Select[Any]:
+def _filtered(query: Select[Any], where: InvocationFilter, dialect: str) -> Select[Any]:
     query = query.where(_c.namespace == where.namespace)
     if where.function_name is not None:
         query = query.where(_c.function_name == where.function_name)
@@ -251,7 +251,9 @@ def _filtered(query: Select[Any], where: InvocationFilter) -> Select[Any]:
     if where.error_type is not None:
         # ``error`` is orjson text: compact, so the pair is spelt exactly like this.
         needle = orjson.dumps({"type": where.error_type}).decode()[1:-1]
-        query = query.where(_c.error.contains(needle, autoescape=True))
+        # A case-sensitive substring test (LIKE ignores ASCII case on SQLite).
+        find = sa.func.instr if dialect == "sqlite" else sa.func.strpos
+        query = query.where(find(_c.error, needle) > 0)
     return query
 
 
@@ -259,7 +261,7 @@ def list_invocations(
     conn: sa.Connection, where: InvocationFilter, limit: int, after: tuple[float, str] | None
 ) -> Page:
     """Newest first, at most ``limit`` (>= 1) rows older than ``after`` (a decoded cursor)."""
-    query = _filtered(sa.select(invocations), where)
+    query = _filtered(sa.select(invocations), where, conn.dialect.name)
     if after is not None:
         created_at, request_id = after
         query = query.where(
@@ -288,12 +290,14 @@ def search_invocations(
 ) -> tuple[list[Invocation], int]:
     """One page by offset, and the number of rows that match in all. Rows without a value
     for the order (not started, not finished) come last either way."""
-    total = conn.scalar(_filtered(sa.select(sa.func.count()).select_from(invocations), where))
+    dialect = conn.dialect.name
+    counted = sa.select(sa.func.count()).select_from(invocations)
+    total = conn.scalar(_filtered(counted, where, dialect))
     column = _c[order.value]
     direction = column.asc() if ascending else column.desc()
     tie = _c.request_id.asc() if ascending else _c.request_id.desc()
     query = (
-        _filtered(sa.select(invocations), where)
+        _filtered(sa.select(invocations), where, dialect)
         .order_by(column.is_(None), direction, tie)
         .offset(offset)
         .limit(limit)
