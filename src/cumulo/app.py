@@ -18,7 +18,8 @@ from typing import IO
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from cumulo.api import code as code_routes
 from cumulo.api import functions as function_routes
@@ -32,6 +33,7 @@ from cumulo.api.http import check_token, error_response
 from cumulo.api.scf import endpoint as scf_routes
 from cumulo.bus.base import Bus
 from cumulo.bus.local import LocalBus
+from cumulo.console import console_app
 from cumulo.engine.admission import Admission, GroupCommit
 from cumulo.engine.dispatcher import Dispatcher
 from cumulo.engine.functions import Functions
@@ -73,7 +75,8 @@ class Cumulo:
         self.codes = CodeCache(settings.data_dir / "code", self.store.load_code)
         self.functions = Functions(self.store, settings)
         self.versions = Versions(self.store, self.functions)
-        self.keys = Keys(self.store, self.store, secret_box(settings))
+        self.box = secret_box(settings)
+        self.keys = Keys(self.store, self.store, self.box)
         self.logs = LogCollector(
             self.store,
             self.bus,
@@ -255,6 +258,8 @@ def create_app(settings: Settings, token: str | None = None) -> InvokeFastPath:
             *key_routes.routes,
             *code_routes.routes,
             *scf_routes.routes,
+            Mount("/console", app=console_app(core)),
+            Route("/console", lambda request: RedirectResponse("/console/"), methods=["GET"]),
         ],
         exception_handlers={
             CumuloError: on_cumulo_error,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import pathlib
@@ -35,14 +37,20 @@ class SecretBox:
     """Encrypts and decrypts short strings with one server key. Thread-safe, no I/O after
     construction."""
 
-    def __init__(self, fernet: Fernet) -> None:
+    def __init__(self, fernet: Fernet, key: str) -> None:
         self._fernet = fernet
+        self._key = key
+
+    def derive(self, purpose: str) -> str:
+        """A key for another use (e.g. signing console sessions), derived from this one:
+        hex HMAC-SHA256 of ``purpose``. The same on every node that shares the key."""
+        return hmac.new(self._key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
     @classmethod
     def from_key(cls, key: str) -> SecretBox:
         """Build from a key as :meth:`generate_key` makes it (44 characters of url-safe
         base64). Raises :class:`CumuloError` (``InternalError.SecretKey``) on a bad key."""
-        return cls(_fernet(key, source="the secret key given"))
+        return cls(_fernet(key, source="the secret key given"), key)
 
     @classmethod
     def load_or_create(cls, path: pathlib.Path) -> SecretBox:
@@ -71,7 +79,7 @@ class SecretBox:
                 "secret key file is readable by other users; run chmod 600 on it",
                 extra={"path": str(path)},
             )
-        return cls(_fernet(text.strip(), source=f"the secret key file {path}"))
+        return cls(_fernet(text.strip(), source=f"the secret key file {path}"), text.strip())
 
     def encrypt(self, plain: str) -> str:
         """Return an ASCII token for ``plain``; a fresh random IV makes each token differ."""
