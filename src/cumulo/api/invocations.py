@@ -93,7 +93,7 @@ async def logs(request: Request) -> Response:
     )
     if request.query_params.get("follow", "").lower() in ("1", "true", "yes"):
         return StreamingResponse(
-            _follow(core, ns, rid, after),
+            follow_logs(core, ns, rid, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -105,7 +105,7 @@ async def _ndjson(core: Cumulo, rid: str, after: int) -> AsyncIterator[bytes]:
         yield b"".join(orjson.dumps(line_json(line)) + b"\n" for line in page)
 
 
-async def _follow(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[bytes]:
+async def follow_logs(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[bytes]:
     """Replay what is stored after ``after``, then live lines, then ``end``. Subscribing
     before reading the store leaves no gap (lines are persisted before they are published)."""
     sub = await core.bus.subscribe(subject(rid))

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from cumulo.console.function_page import routes as function_page_routes
 from cumulo.console.functions import routes as function_routes
 from cumulo.console.invocations import routes as invocation_routes
 from cumulo.console.render import STATIC_DIR, page
@@ -53,6 +54,7 @@ def console_app(core: Cumulo) -> Starlette:
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
             *session_routes,
             *function_routes,
+            *function_page_routes,
             *invocation_routes,
         ],
         middleware=[
