@@ -53,6 +53,9 @@ class Settings:
     secret_key: str | None = None
     #: How far the ``X-TC-Timestamp`` of an SCF API call may be from this node's clock.
     scf_max_skew_s: float = 300.0
+    #: Accept SCF calls whose body is not signed (``X-TC-Content-SHA256: UNSIGNED-PAYLOAD``,
+    #: the SDKs' ``unsignedPayload``). Off: such a body could be swapped in transit.
+    scf_allow_unsigned_payload: bool = False
     #: Serve HTTPS with this certificate chain and private key (PEM files).
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None

@@ -200,3 +200,12 @@ def test_the_same_api_under_scf_path(server: ServerProcess) -> None:
     answer = httpx.post(server.url + "/scf/", content=data, headers=dict(req.header))
     assert error_code(answer) == ""
     assert answer.json()["Response"]["Functions"] == []
+
+
+def test_an_unsigned_payload_is_refused(server: ServerProcess) -> None:
+    client = sdk_client(server)
+    client.profile.unsignedPayload = True
+    with pytest.raises(TencentCloudSDKException) as caught:
+        client.ListFunctions(request("ListFunctionsRequest", {}))
+    assert caught.value.code == "AuthFailure.SignatureFailure"
+    assert "UNSIGNED-PAYLOAD" in caught.value.message

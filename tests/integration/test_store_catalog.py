@@ -148,8 +148,14 @@ async def test_an_alias_of_another_function_does_not_hold_a_version(store: SqlSt
 # --- aliases ----------------------------------------------------------------------------
 
 
+async def _publish(store: SqlStore, fn: Function, count: int) -> None:
+    for _ in range(count):
+        await store.publish_version(fn, "", T0)
+
+
 async def test_alias_life_cycle(store: SqlStore) -> None:
     fn = make_function()
+    await _publish(store, fn, 3)
     prod = _alias(fn, "prod", "1", additional_weights={"2": 0.1, "3": 0.25}, description="p")
     assert await store.create_alias(prod) == prod
     assert await store.get_alias(fn.id, "prod") == prod
@@ -177,6 +183,8 @@ async def test_alias_life_cycle(store: SqlStore) -> None:
 
 async def test_alias_conflicts_and_unknown_aliases(store: SqlStore) -> None:
     fn, other = make_function(), make_function()
+    await _publish(store, fn, 2)
+    await _publish(store, other, 3)
     await store.create_alias(_alias(fn, "prod", "1"))
     with pytest.raises(Conflict) as info:
         await store.create_alias(_alias(fn, "prod", "2"))
@@ -197,6 +205,20 @@ async def test_alias_conflicts_and_unknown_aliases(store: SqlStore) -> None:
         await store.delete_alias(fn.id, "prod")
     assert await store.list_aliases(fn.id) == []
     assert [a.name for a in await store.list_aliases(other.id)] == ["prod"]
+
+
+async def test_an_alias_cannot_route_to_a_deleted_version(store: SqlStore) -> None:
+    """Checked inside the alias's own write: another node may delete a version between the
+    engine's check and the write."""
+    fn = make_function()
+    await _publish(store, fn, 2)
+    await store.delete_version(fn.id, 2)
+    with pytest.raises(NotFound) as info:
+        await store.create_alias(_alias(fn, "prod", "1", additional_weights={"2": 0.5}))
+    assert info.value.code == "ResourceNotFound.Version"
+    await store.create_alias(_alias(fn, "prod", "1"))
+    with pytest.raises(NotFound):
+        await store.update_alias(_alias(fn, "prod", "2"))
 
 
 # --- API keys ---------------------------------------------------------------------------

@@ -209,11 +209,30 @@ def test_a_signed_header_that_is_not_sent_is_rejected() -> None:
     assert keys.asked == []
 
 
-def test_a_header_sent_twice_is_rejected() -> None:
+class RawHeaders(dict[str, str]):
+    """Headers as received, repeats kept (as Starlette's ``Headers.items()`` gives them)."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        super().__init__(items)
+        self._items = items
+
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return self._items
+
+
+def test_a_signed_header_sent_twice_is_rejected() -> None:
     request = signed()
-    headers = {**request.headers, "host": "evil.example:80"}
-    forged = SignedRequest("POST", "/", "", headers, request.body)
+    items = [*request.headers.items(), ("host", "evil.example:80")]
+    forged = SignedRequest("POST", "/", "", RawHeaders(items), request.body)
     assert rejected(forged).code == "AuthFailure.SignatureFailure"
+
+
+def test_an_unsigned_header_sent_twice_is_none_of_its_business() -> None:
+    request = signed()
+    items = [*request.headers.items(), ("x-forwarded-for", "10.0.0.1"),
+             ("x-forwarded-for", "10.0.0.2")]  # fmt: skip
+    proxied = SignedRequest("POST", "/", "", RawHeaders(items), request.body)
+    assert verify(proxied, KeyStore(), SIGNED_AT_S) == SECRET_ID
 
 
 def test_the_path_is_signed() -> None:

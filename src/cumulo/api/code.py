@@ -37,10 +37,10 @@ async def download(request: Request) -> Response:
     sha256 = request.path_params["sha256"]
     raw_expires = request.query_params.get("expires", "")
     signature = request.query_params.get("signature", "")
-    if not raw_expires.isdigit():
+    if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 12):
         raise Unauthorized("this link has no valid expires; ask GetFunctionAddress for a new one")
     expires = int(raw_expires)
-    if not hmac.compare_digest(signature, _signature(core, sha256, expires)):
+    if not hmac.compare_digest(signature.encode(), _signature(core, sha256, expires).encode()):
         raise Unauthorized("this link's signature is not valid")
     if expires < time.time():
         raise Unauthorized("this link has expired; ask GetFunctionAddress for a new one")

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 
 from cumulo.api.http import check_authorization, invocation_json
 from cumulo.api.scf import endpoint as scf_endpoint
+from cumulo.api.scf import signing
 from cumulo.errors import CumuloError, InvalidParameter, PayloadTooLarge
 from cumulo.models import InvocationType
 
@@ -63,8 +64,11 @@ class InvokeFastPath:
 
     async def _scf(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An SCF API call (``POST /``): every answer is 200 with SCF's envelope."""
+        headers = Headers(scope=scope)
         try:
-            body = await _read_body(receive, scf_endpoint.MAX_BODY_BYTES)
+            # Not signed with TC3 at all: answer without reading (up to 72 MB of) body.
+            signed = headers.get("authorization", "").startswith(signing.ALGORITHM + " ")
+            body = await _read_body(receive, scf_endpoint.MAX_BODY_BYTES) if signed else b""
         except CumuloError as exc:
             payload, request_id = scf_endpoint.envelope_error(exc)
         else:
@@ -73,7 +77,7 @@ class InvokeFastPath:
                 "POST",
                 scope.get("scheme", "http"),
                 scope["query_string"].decode("latin-1"),
-                Headers(scope=scope),
+                headers,
                 body,
             )
         await _send(send, 200, payload, [(b"x-tc-requestid", request_id.encode())])
@@ -88,7 +92,7 @@ class InvokeFastPath:
             fn = await core.versions.resolve(fn, qualifier)
         kind = core.admission.effective_type(fn, kind)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit():
+        if declared is not None and declared.isascii() and declared.isdigit():
             core.admission.check_size(int(declared), kind, fn)
         body = await _read_body(receive, core.admission.size_limit(kind, fn))
         admitted = await core.admission.admit(fn, kind, body, _text(headers, b"idempotency-key"))

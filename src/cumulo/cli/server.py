@@ -127,6 +127,12 @@ from cumulo.settings import DEFAULT_PORT, Settings
     help="How far an SCF API call's X-TC-Timestamp may be from this server's clock.",
 )
 @_option(
+    "--scf-allow-unsigned-payload",
+    envvar="CUMULO_SCF_ALLOW_UNSIGNED_PAYLOAD",
+    is_flag=True,
+    help="Accept SCF calls whose body is not signed (the SDKs' unsignedPayload).",
+)
+@_option(
     "--log-level",
     envvar="CUMULO_LOG_LEVEL",
     default="info",
@@ -149,6 +155,7 @@ def server(
     tls_key: Path | None,
     secret_key: str | None,
     scf_max_skew: float,
+    scf_allow_unsigned_payload: bool,
     log_level: str,
 ) -> None:
     """Run a cumulo server (blocks; prints the admin token on first start)."""
@@ -170,6 +177,7 @@ def server(
         tls_keyfile=tls_key,
         secret_key=secret_key,
         scf_max_skew_s=scf_max_skew,
+        scf_allow_unsigned_payload=scf_allow_unsigned_payload,
     )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -20,7 +20,7 @@ async def read_form(request: Request) -> FormData:
     zip may be is refused (``InvalidParameterValue.CodeSize``) without being kept."""
     limit = core_of(request).settings.max_zip_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         async for _ in request.stream():
             pass  # Read it all, so the browser gets the page rather than a reset connection.
         raise PayloadTooLarge(

@@ -53,6 +53,8 @@ STATUS_VALUES = [s.value for s in Status]
 #: After a terminate, the page waits this long for the run to end before showing it, so
 #: a forced stop usually shows ``terminated`` at once; the live view catches later ends.
 TERMINATE_WAIT_S = 2.0
+#: Pages past this are refused (deeper pages are better reached with filters).
+MAX_PAGE = 100_000
 TERMINATE_MODES = {m.value for m in TerminateMode}
 #: An event or result longer than this (6 MB for a sync call) is shown cut.
 MAX_SHOWN_CHARS = 200_000
@@ -150,8 +152,12 @@ def list_query(request: Request, namespace: str, now: float) -> ListQuery:
         since, until = (None if span is None else now - span), None
     try:
         page_number = max(1, int(q.get("page", "1")))
+        if page_number > MAX_PAGE:
+            raise ValueError(page_number)
     except ValueError:
-        errors.append(("InvalidParameterValue.Page", "page must be a whole number"))
+        errors.append(
+            ("InvalidParameterValue.Page", f"page must be a whole number up to {MAX_PAGE}")
+        )
         page_number = 1
     where = InvocationFilter(
         namespace=namespace,
@@ -317,7 +323,7 @@ async def log_stream(request: Request) -> Response:
     except NotFound as exc:
         return Response(f"{exc.code}: {exc.message}", status_code=404, media_type="text/plain")
     raw = request.headers.get("last-event-id") or request.query_params.get("after", "0")
-    after = int(raw) if raw.isdigit() else 0
+    after = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else 0
     return StreamingResponse(
         follow_logs(core, namespace, rid, after),
         media_type="text/event-stream",
@@ -333,6 +339,7 @@ async def terminate(request: Request) -> Response:
     core = core_of(request)
     raw_mode = str(form.get("mode", TerminateMode.GRACEFUL.value))
     try:
+        inv = await core.store.get_invocation(namespace, rid)
         try:
             mode = TerminateMode(raw_mode)
         except ValueError:
@@ -343,7 +350,6 @@ async def terminate(request: Request) -> Response:
     except NotFound as exc:
         return await _not_found(request, exc)
     except CumuloError as exc:
-        inv = await core.store.get_invocation(namespace, rid)
         return page(
             request,
             "invocation.html",

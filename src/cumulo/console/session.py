@@ -72,7 +72,7 @@ async def check_csrf(request: Request, sent: object = None) -> None:
             sent = (await request.form()).get("csrf")
     if not isinstance(expected, str) or not isinstance(sent, str) or not expected:
         raise HTTPException(403, "missing CSRF token: reload the page and try again")
-    if not hmac.compare_digest(expected, sent):
+    if not hmac.compare_digest(expected.encode(), sent.encode()):
         raise HTTPException(403, "invalid CSRF token: reload the page and try again")
 
 
@@ -80,7 +80,8 @@ async def current(request: Request) -> Viewer | None:
     core = core_of(request)
     kind = request.session.get("kind")
     if kind == "admin":
-        if hmac.compare_digest(str(request.session.get("token", "")), _digest(core.token)):
+        held = str(request.session.get("token", "")).encode()
+        if hmac.compare_digest(held, _digest(core.token).encode()):
             return Viewer("admin", None)
     elif kind == "key":
         secret_id = str(request.session.get("secret_id", ""))
@@ -122,7 +123,8 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    form = await request.form()
+    # Four short fields: nothing bigger is read from someone not yet signed in.
+    form = await request.form(max_files=0, max_fields=8, max_part_size=16 * 1024)
     await check_csrf(request, form.get("csrf"))
     core = core_of(request)
     target = _safe_next(str(form.get("next", "")))

@@ -159,7 +159,7 @@ def check_type(kind: object) -> str:
 
 
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not TRIGGER_NAME.match(value):
+    if not isinstance(value, str) or not TRIGGER_NAME.fullmatch(value):
         raise InvalidParameter(
             f"trigger name {value!r} is invalid: 1-100 letters, digits, '-' or '_', starting "
             "with a letter",

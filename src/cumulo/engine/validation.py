@@ -45,7 +45,7 @@ class CodePackage:
 
 
 def check_name(name: object, field: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidParameter(
             f"{field} {name!r} is invalid: use 2-60 characters, a letter first, then letters, "
             "digits, '-' or '_'",
@@ -55,7 +55,7 @@ def check_name(name: object, field: str = "name") -> str:
 
 
 def check_handler(handler: object) -> str:
-    if not isinstance(handler, str) or not HANDLER_RE.match(handler) or ".." in handler:
+    if not isinstance(handler, str) or not HANDLER_RE.fullmatch(handler) or ".." in handler:
         raise InvalidParameter(
             f"handler {handler!r} is invalid: use 'file.function', e.g. 'index.main_handler'",
             field="handler",
@@ -100,7 +100,7 @@ def check_environment(env: object, settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     size = 0
     for key, value in env.items():
-        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+        if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
             raise InvalidParameter(
                 f"environment variable name {key!r} is invalid: letters, digits and '_', "
                 "not starting with a digit",

@@ -152,6 +152,16 @@ class Versions:
         alias = await self._alias_cached(fn, qualifier)
         return await self._at_version(fn, self._pick(alias))
 
+    async def describe(self, fn: Function, qualifier: str | None) -> Function:
+        """As :meth:`resolve`, for reading rather than running: an alias gives its main
+        version, never a weighted draw."""
+        if qualifier is None or qualifier == LATEST:
+            return fn
+        if _is_number(qualifier):
+            return await self._at_version(fn, qualifier)
+        alias = await self._alias_cached(fn, qualifier)
+        return await self._at_version(fn, alias.function_version)
+
     async def at_version(self, fn: Function, version: str) -> Function:
         """``fn`` as it runs at ``version`` (``$LATEST`` or a number). Raises ``NotFound``."""
         if version == LATEST:
@@ -282,7 +292,7 @@ def _canonical(version: str, field: str) -> str:
 
 
 def _alias_name(value: object) -> str:
-    if not isinstance(value, str) or not ALIAS_NAME.match(value) or value == LATEST:
+    if not isinstance(value, str) or not ALIAS_NAME.fullmatch(value) or value == LATEST:
         raise InvalidParameter(
             f"alias name {value!r} is invalid: 2-60 letters, digits, '_' or '-', starting with "
             "a letter and ending with a letter or digit",

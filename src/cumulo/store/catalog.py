@@ -89,8 +89,45 @@ def list_versions(conn: sa.Connection, function_id: str) -> list[FunctionVersion
     return [version_from_row(row) for row in rows]
 
 
+def _check_no_trigger_uses(conn: sa.Connection, function_id: str, qualifier: str) -> None:
+    used = conn.scalar(
+        sa.select(_t.name).where(_t.function_id == function_id, _t.qualifier == qualifier).limit(1)
+    )
+    if used is not None:
+        raise Conflict(
+            f"{qualifier} is invoked by trigger {used!r}; change or delete the trigger first",
+            code="ResourceInUse.Trigger",
+        )
+
+
+def _check_versions_exist(conn: sa.Connection, alias: Alias) -> None:
+    """Inside the alias's write: every version it routes to is still there (another node may
+    have deleted one since the engine checked)."""
+    wanted = {
+        int(v)
+        for v in (alias.function_version, *alias.additional_weights)
+        if v.isascii() and v.isdigit()
+    }
+    if not wanted:
+        return
+    present = set(
+        conn.scalars(
+            sa.select(_v.version).where(
+                _v.function_id == alias.function_id,
+                _v.version.in_(sorted(wanted)),
+                _v.deleted.is_(False),
+            )
+        )
+    )
+    missing = sorted(wanted - present)
+    if missing:
+        raise NotFound(f"version {missing[0]} does not exist", code="ResourceNotFound.Version")
+
+
 def delete_version(conn: sa.Connection, function_id: str, version: int) -> None:
-    """Raises ``NotFound``; ``Conflict`` while an alias points at it."""
+    """Raises ``NotFound``; ``Conflict`` while an alias routes to it or a trigger invokes
+    it."""
+    _check_no_trigger_uses(conn, function_id, str(version))
     for alias in list_aliases(conn, function_id):
         if str(version) == alias.function_version or str(version) in alias.additional_weights:
             raise Conflict(
@@ -111,7 +148,9 @@ def delete_version(conn: sa.Connection, function_id: str, version: int) -> None:
 
 
 def create_alias(conn: sa.Connection, alias: Alias) -> Alias:
-    """Raises ``Conflict`` (``ResourceInUse.Alias``) when the name is taken."""
+    """Raises ``Conflict`` (``ResourceInUse.Alias``) when the name is taken; ``NotFound``
+    when a version it routes to is gone."""
+    _check_versions_exist(conn, alias)
     try:
         conn.execute(sa.insert(aliases).values(alias_values(alias)))
     except sa.exc.IntegrityError as exc:
@@ -138,7 +177,9 @@ def list_aliases(conn: sa.Connection, function_id: str) -> list[Alias]:
 
 
 def update_alias(conn: sa.Connection, alias: Alias) -> Alias:
-    """Replace the alias's target and weights. Raises ``NotFound``."""
+    """Replace the alias's target and weights. Raises ``NotFound`` (the alias, or a version
+    it routes to)."""
+    _check_versions_exist(conn, alias)
     values = alias_values(alias)
     del values["created_at"]
     updated = conn.execute(
@@ -152,6 +193,8 @@ def update_alias(conn: sa.Connection, alias: Alias) -> Alias:
 
 
 def delete_alias(conn: sa.Connection, function_id: str, name: str) -> None:
+    """Raises ``NotFound``; ``Conflict`` while a trigger invokes it."""
+    _check_no_trigger_uses(conn, function_id, name)
     deleted = conn.execute(sa.delete(aliases).where(_a.function_id == function_id, _a.name == name))
     if deleted.rowcount == 0:
         raise NotFound(f"alias {name!r} does not exist", code="ResourceNotFound.Alias")

@@ -27,6 +27,7 @@ from cumulo.api.http import json_response, read_body
 from cumulo.api.scf import signing
 from cumulo.api.scf.actions import load
 from cumulo.api.scf.call import ScfCall
+from cumulo.engine.keys import Principal
 from cumulo.errors import CumuloError, InvalidParameter
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ async def _handle(
         headers=headers,
         body=body,
     )
-    principal = await _authenticate(core, signed)
+    principal = await _authenticate(core, signed, headers)
     action_name = headers.get("x-tc-action", "")
     version = headers.get("x-tc-version", "")
     if version != API_VERSION:
@@ -160,17 +161,38 @@ async def _handle(
     return await handler(call)
 
 
-async def _authenticate(core: Cumulo, signed: signing.SignedRequest) -> Any:
-    """Verify the signature with the key it names; the key's principal."""
-    match = _SECRET_ID.search(signed.headers.get("authorization", ""))
-    found = await core.keys.lookup(match.group(1)) if match else None
+async def _authenticate(core: Cumulo, signed: signing.SignedRequest, headers: Headers) -> Principal:
+    """Verify the signature with the key it names; the key's principal.
+
+    The request's form and clock are checked before any key is looked up (a forged or stale
+    request costs no store read and no decryption); then the signature.
+
+    As the SDKs sign (``SignedHeaders=content-type;host``), the signature covers the body
+    and the host, not ``X-TC-Action``: within the clock window a captured request could be
+    sent again under another action over the same body. That is TC3's design, and why
+    Tencent Cloud is reached over TLS; run the SCF API over HTTPS (``--tls-cert``, or a TLS
+    proxy) wherever the network is not trusted. A body the signature does not cover
+    (``UNSIGNED-PAYLOAD``) is refused unless the operator allows it."""
+    now = time.time()
+    settings = core.settings
+    allow_unsigned = settings.scf_allow_unsigned_payload
+    try:
+        signing.verify(signed, lambda _: None, now, settings.scf_max_skew_s,
+                       allow_unsigned_payload=allow_unsigned)  # fmt: skip
+    except signing.SignatureError as exc:
+        if exc.code != "AuthFailure.SecretIdNotFound":
+            raise
+    match = _SECRET_ID.search(headers.get("authorization", ""))
     secret_id = match.group(1) if match else ""
+    found = await core.keys.lookup(secret_id) if secret_id else None
 
     def lookup(candidate: str) -> str | None:
         return found[1] if found is not None and candidate == secret_id else None
 
-    signing.verify(signed, lookup, time.time(), core.settings.scf_max_skew_s)
-    assert found is not None  # verify raised otherwise
+    signing.verify(signed, lookup, now, settings.scf_max_skew_s,
+                   allow_unsigned_payload=allow_unsigned)  # fmt: skip
+    if found is None:  # verify raised already; this keeps the types honest
+        raise signing.SignatureError("AuthFailure.SecretIdNotFound", "unknown SecretId")
     return found[0]
 
 

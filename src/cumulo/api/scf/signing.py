@@ -130,10 +130,24 @@ def verify(
     Pure: no I/O besides ``lookup_secret``, no clock reads. Raises :class:`SignatureError`
     with one of the codes in the module docstring.
     """
-    headers = _lower_headers(request.headers)
+    headers, repeated = _lower_headers(request.headers)
+    # A header sent twice is ambiguous only if the signature or its checks read it; others
+    # (a proxy's second X-Forwarded-For, say) are none of the signature's business.
+    for name in sorted(repeated):
+        if name in _READ_HEADERS:
+            raise SignatureError(
+                "AuthFailure.SignatureFailure",
+                f"header {name!r} is sent more than once; send each header once",
+            )
     auth = _parse_authorization(headers.get("authorization"))
     timestamp = _parse_timestamp(headers.get("x-tc-timestamp"))
     _check_scope(auth, int(timestamp))
+    for name in auth.signed_headers:
+        if name in repeated:
+            raise SignatureError(
+                "AuthFailure.SignatureFailure",
+                f"header {name!r} is sent more than once; send each header once",
+            )
     values = _signed_values(auth, headers)
     unsigned = headers.get("x-tc-content-sha256", "").strip() == UNSIGNED_PAYLOAD
     if unsigned and not allow_unsigned_payload:
@@ -178,17 +192,21 @@ def verify(
     return auth.secret_id
 
 
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+#: Headers the verification reads besides the signed ones.
+_READ_HEADERS = frozenset({"authorization", "x-tc-timestamp", "x-tc-content-sha256"})
+
+
+def _lower_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The headers by lower-cased name (first value), and the names sent more than once."""
     lowered: dict[str, str] = {}
+    repeated: set[str] = set()
     for name, value in headers.items():
         key = name.lower()
         if key in lowered:
-            raise SignatureError(
-                "AuthFailure.SignatureFailure",
-                f"header {key!r} is sent more than once; send each header once",
-            )
+            repeated.add(key)
+            continue
         lowered[key] = value
-    return lowered
+    return lowered, repeated
 
 
 def _parse_authorization(header: str | None) -> _Authorization:

@@ -295,7 +295,7 @@ async def get_function_event_invoke_config(call: ScfCall) -> dict[str, Any]:
     check_params(call, "GetFunctionEventInvokeConfig", frozenset({"FunctionName", "Namespace",
                                                                    "Qualifier"}))  # fmt: skip
     fn = await call.function()
-    fn = await call.core.versions.resolve(fn, call.text("Qualifier", LATEST) or LATEST)
+    fn = await call.core.versions.describe(fn, call.text("Qualifier", LATEST) or LATEST)
     return {"AsyncTriggerConfig": async_trigger_config(fn)}
 
 

@@ -145,7 +145,7 @@ async def get_function(call: ScfCall) -> dict[str, Any]:
                                                   "ShowCode", "ShowTriggers"}))  # fmt: skip
     fn = await call.function()
     qualifier = call.text("Qualifier", LATEST)
-    fn = await call.core.versions.resolve(fn, qualifier)
+    fn = await call.core.versions.describe(fn, qualifier)
     detail = function_detail(fn)
     triggers = await call.core.store.list_triggers(fn.id)
     detail["Triggers"] = [trigger_info(t) for t in triggers]
@@ -269,14 +269,14 @@ async def get_function_address(call: ScfCall) -> dict[str, Any]:
     check_params(call, "GetFunctionAddress", frozenset({"FunctionName", "Namespace",
                                                          "Qualifier"}))  # fmt: skip
     fn = await call.function()
-    fn = await call.core.versions.resolve(fn, call.text("Qualifier", LATEST))
+    fn = await call.core.versions.describe(fn, call.text("Qualifier", LATEST))
     url = signed_code_url(call.core, call.base_url, fn.code_sha256)
     return {"Url": url, "CodeSha256": fn.code_sha256}
 
 
 def _check_runtime(call: ScfCall) -> None:
     runtime = call.optional_text("Runtime")
-    if runtime is not None and not _PYTHON3.match(runtime):
+    if runtime is not None and not _PYTHON3.fullmatch(runtime):
         raise InvalidParameter(
             f"Runtime {runtime!r} is not served: cumulo runs Python 3 functions "
             f"(it runs them on {RUNTIME}); use Python3.x",
