@@ -33,6 +33,7 @@ from cumulo.api.http import check_token, error_response
 from cumulo.api.scf import endpoint as scf_routes
 from cumulo.bus.base import Bus
 from cumulo.bus.local import LocalBus
+from cumulo.bus.nats import NatsBus
 from cumulo.console import console_app
 from cumulo.engine.admission import Admission, GroupCommit
 from cumulo.engine.dispatcher import Dispatcher
@@ -43,7 +44,7 @@ from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.recovery import Recovery
 from cumulo.engine.triggers import Triggers
 from cumulo.engine.versions import Versions
-from cumulo.errors import CumuloError, NotFound
+from cumulo.errors import CumuloError, InvalidParameter, NotFound
 from cumulo.metrics import Metrics
 from cumulo.models import Function, Invocation, Status, TerminateMode
 from cumulo.runtime.codecache import CodeCache
@@ -116,6 +117,8 @@ class Cumulo:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.settings.store_url is None:
             self._lock = lock_data_dir(self.settings.data_dir)
+        if isinstance(self.bus, NatsBus):
+            await self.bus.connect()  # before anything publishes or subscribes
         await self.store.open()
         self.logs.start()
         settled = await self.recovery.recover_once(at_start=True)
@@ -184,9 +187,16 @@ def secret_box(settings: Settings) -> SecretBox:
 
 
 def make_bus(url: str) -> Bus:
+    """``memory://`` (one node) or ``nats://host:port[?prefix=NAME]`` (a cluster; connected
+    in ``Cumulo.start()``). Raises ``InvalidParameter`` for anything else."""
     if url.startswith("memory:"):
         return LocalBus()
-    raise CumuloError(f"bus {url!r} is not supported; use memory://", code="InvalidParameter")
+    if url.startswith(("nats:", "tls:")):
+        return NatsBus(url)
+    raise InvalidParameter(
+        f"bus {url!r} is not supported; use memory:// (one node) or nats://host:port",
+        field="bus",
+    )
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:

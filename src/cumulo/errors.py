@@ -17,7 +17,8 @@
     │   └── AsyncRunLocked (UnsupportedOperation.AsyncRunEnable)
     ├── RequestLimitExceeded (429, carries retry_after_s)
     ├── ConcurrencyLimitExceeded (429 ResourceInsufficient.Concurrency)
-    └── StoreUnavailable (503 InternalError.Store)
+    ├── StoreUnavailable (503 InternalError.Store)
+    └── BusUnavailable (503 InternalError.Bus)
 
 Driver errors (sqlite3, asyncpg, nats) are translated into these at the seam that meets
 them; the API layer turns any of them into ``{"error": {"code", "message"}}``.
@@ -122,6 +123,13 @@ class ConcurrencyLimitExceeded(CumuloError):
 class StoreUnavailable(CumuloError):
     http_status = 503
     code = "InternalError.Store"
+
+
+class BusUnavailable(CumuloError):
+    """The bus (NATS) cannot be reached or refused an operation."""
+
+    http_status = 503
+    code = "InternalError.Bus"
 
 
 def _camel(field: str) -> str:

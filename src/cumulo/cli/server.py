@@ -45,7 +45,7 @@ from cumulo.settings import DEFAULT_PORT, Settings
     default="memory://",
     show_default=True,
     metavar="URL",
-    help="memory:// (in-process; the only bus of this version).",
+    help="memory:// (in-process, one node) or nats://host:4222[?prefix=NAME] (a cluster).",
 )
 @_option(
     "--max-instances",
