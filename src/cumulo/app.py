@@ -56,6 +56,8 @@ from cumulo.triggers.scheduler import TimerScheduler
 
 log = logging.getLogger(__name__)
 
+MIN_ADMIN_TOKEN = 16
+
 
 class Cumulo:
     """The node: every component, built from settings, started and stopped together."""
@@ -214,7 +216,15 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
 
 
 def load_or_create_token(settings: Settings) -> tuple[str, bool]:
-    """The admin token from ``<data-dir>/admin.token`` (mode 0600), made on first start."""
+    """The admin token: ``settings.admin_token`` when given (at least 16 characters), else
+    ``<data-dir>/admin.token`` (mode 0600), made on first start."""
+    if settings.admin_token is not None:
+        if len(settings.admin_token) < MIN_ADMIN_TOKEN:
+            raise CumuloError(
+                f"the admin token must have at least {MIN_ADMIN_TOKEN} characters",
+                code="InvalidParameterValue.AdminToken",
+            )
+        return settings.admin_token, False
     path = settings.token_path
     if path.exists():
         return path.read_text().strip(), False

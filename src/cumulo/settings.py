@@ -51,6 +51,9 @@ class Settings:
     #: The key that encrypts API-key secrets in the store; ``None`` reads (or makes) the
     #: data dir's ``secret.key``. Every node of a cluster needs the same one.
     secret_key: str | None = None
+    #: The admin token; ``None`` reads (or makes) the data dir's ``admin.token``. Every node
+    #: of a cluster needs the same one.
+    admin_token: str | None = None
     #: How far the ``X-TC-Timestamp`` of an SCF API call may be from this node's clock.
     scf_max_skew_s: float = 300.0
     #: Accept SCF calls whose body is not signed (``X-TC-Content-SHA256: UNSIGNED-PAYLOAD``,

@@ -118,6 +118,23 @@ from cumulo.settings import DEFAULT_PORT, Settings
     "Give every node of a cluster the same one.",
 )
 @_option(
+    "--admin-token",
+    envvar="CUMULO_ADMIN_TOKEN",
+    metavar="TOKEN",
+    help="Use this admin token (at least 16 characters) instead of DATA_DIR/admin.token. "
+    "Give every node of a cluster the same one.",
+)
+@_option(
+    "--lease",
+    envvar="CUMULO_LEASE",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="How long a run's claim lasts without a heartbeat: after a node dies, its runs are "
+    "settled by another node within about this long.",
+)
+@_option(
     "--scf-max-skew",
     envvar="CUMULO_SCF_MAX_SKEW",
     default=300.0,
@@ -154,6 +171,8 @@ def server(
     tls_cert: Path | None,
     tls_key: Path | None,
     secret_key: str | None,
+    admin_token: str | None,
+    lease: float,
     scf_max_skew: float,
     scf_allow_unsigned_payload: bool,
     log_level: str,
@@ -176,6 +195,8 @@ def server(
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
         secret_key=secret_key,
+        admin_token=admin_token,
+        lease_s=lease,
         scf_max_skew_s=scf_max_skew,
         scf_allow_unsigned_payload=scf_allow_unsigned_payload,
     )
@@ -191,5 +212,9 @@ def server(
             _fail("InvalidBundle", str(exc), ExitCode.USAGE)
     # Imported here: the client commands should not pay for loading the server.
     from cumulo.app import serve
+    from cumulo.errors import CumuloError
 
-    serve(settings)
+    try:
+        serve(settings)
+    except CumuloError as exc:
+        _fail(exc.code, exc.message, ExitCode.USAGE)
