@@ -45,12 +45,16 @@ class Principal:
         return self.namespace is None or self.namespace == namespace
 
 
+#: A live key: who it acts as, and its plain secret.
+Found = tuple[Principal, str]
+
+
 class Keys:
     def __init__(self, store: KeyStore, namespaces: NamespaceStore, box: SecretBox) -> None:
         self._store = store
         self._namespaces = namespaces
         self._box = box
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._cache: dict[str, tuple[float, Found | None]] = {}
 
     async def create(self, namespace: str | None = None, description: str = "") -> NewKey:
         """A new key, for the admin or for ``namespace`` (which must exist). Raises
@@ -84,19 +88,29 @@ class Keys:
         self._cache.pop(secret_id, None)
         return key
 
-    async def lookup(self, secret_id: str) -> tuple[Principal, str] | None:
-        """The principal and plain secret of a live key; None for an unknown or revoked one."""
+    def cached(self, secret_id: str) -> tuple[bool, Found | None]:
+        """``(True, what lookup would answer)`` from memory alone, or ``(False, None)`` when
+        :meth:`lookup` would have to ask the store."""
         hit = self._cache.get(secret_id)
-        if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
-            key = hit[1]
-        else:
-            key = await self._store.get_key(secret_id)
-            self._remember(secret_id, key)
-        if key is None or key.revoked_at is not None:
-            return None
-        return Principal(key.secret_id, key.namespace), self._box.decrypt(key.secret_enc)
+        if hit is None or time.monotonic() - hit[0] >= CACHE_TTL_S:
+            return False, None
+        return True, hit[1]
 
-    def _remember(self, secret_id: str, key: ApiKey | None) -> None:
+    async def lookup(self, secret_id: str) -> Found | None:
+        """The principal and plain secret of a live key; None for an unknown or revoked one.
+        A key read from the store is decrypted once and kept (in memory only) for
+        ``CACHE_TTL_S``."""
+        hit, known = self.cached(secret_id)
+        if hit:
+            return known
+        key = await self._store.get_key(secret_id)
+        found: Found | None = None
+        if key is not None and key.revoked_at is None:
+            found = Principal(key.secret_id, key.namespace), self._box.decrypt(key.secret_enc)
+        self._remember(secret_id, found)
+        return found
+
+    def _remember(self, secret_id: str, found: Found | None) -> None:
         now = time.monotonic()
         if len(self._cache) >= CACHE_MAX_ENTRIES:
             self._cache = {
@@ -104,7 +118,7 @@ class Keys:
             }
             if len(self._cache) >= CACHE_MAX_ENTRIES:
                 self._cache.clear()
-        self._cache[secret_id] = (now, key)
+        self._cache[secret_id] = (now, found)
 
 
 def _random(length: int) -> str:

@@ -176,15 +176,18 @@ async def _authenticate(core: Cumulo, signed: signing.SignedRequest, headers: He
     now = time.time()
     settings = core.settings
     allow_unsigned = settings.scf_allow_unsigned_payload
-    try:
-        signing.verify(signed, lambda _: None, now, settings.scf_max_skew_s,
-                       allow_unsigned_payload=allow_unsigned)  # fmt: skip
-    except signing.SignatureError as exc:
-        if exc.code != "AuthFailure.SecretIdNotFound":
-            raise
     match = _SECRET_ID.search(headers.get("authorization", ""))
     secret_id = match.group(1) if match else ""
-    found = await core.keys.lookup(secret_id) if secret_id else None
+    hit, found = core.keys.cached(secret_id)
+    if not hit:
+        # Form and clock first: only then may the request cost a store read.
+        try:
+            signing.verify(signed, lambda _: None, now, settings.scf_max_skew_s,
+                           allow_unsigned_payload=allow_unsigned)  # fmt: skip
+        except signing.SignatureError as exc:
+            if exc.code != "AuthFailure.SecretIdNotFound":
+                raise
+        found = await core.keys.lookup(secret_id) if secret_id else None
 
     def lookup(candidate: str) -> str | None:
         return found[1] if found is not None and candidate == secret_id else None
