@@ -2,9 +2,11 @@
 
 It owns the node's run slots: at most ``settings.max_instances`` runs at once on the node, and
 at most ``function.max_concurrency`` per function; what does not fit stays ``queued`` in the
-store. Claimed rows are leased to this node and the lease is renewed by a heartbeat; every
-terminal write is fenced on the lease, so a node that lost its lease cannot overwrite the
-outcome recovery wrote.
+store. On a shared store (a cluster) the claim also counts the function's rows running on
+every node, so ``max_concurrency`` holds cluster-wide for async runs; sync runs have no
+running row and count on their node only. Claimed rows are leased to this node and the
+lease is renewed by a heartbeat; every terminal write is fenced on the lease, so a node that
+lost its lease cannot overwrite the outcome recovery wrote.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Dispatcher:
         self._logs = logs
         self._metrics = metrics
         self._node = settings.node_id
+        #: Other nodes may run rows too: claims of limited functions count them in the store.
+        self._shared_store = not store.exclusive
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._active = 0
@@ -78,9 +82,7 @@ class Dispatcher:
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        for ns in await self._store.list_namespaces():
-            for fn in await self._store.list_functions(ns.name):
-                self.know(fn)
+        await self._learn_functions()
         sub = await self._bus.subscribe(f"terminate.{self._node}")
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="dispatcher-claim"),
@@ -103,6 +105,12 @@ class Dispatcher:
             self._limited[fn.id] = fn.max_concurrency
         else:
             self._limited.pop(fn.id, None)
+
+    async def _learn_functions(self) -> None:
+        """Read every function's config (and limit) from the store."""
+        for ns in await self._store.list_namespaces():
+            for fn in await self._store.list_functions(ns.name):
+                self.know(fn)
 
     # -- sync ---------------------------------------------------------------------------
     async def run_sync(self, fn: Function, inv: Invocation) -> Invocation:
@@ -156,19 +164,24 @@ class Dispatcher:
             for fid in await self._store.queued_function_ids(now):
                 self._with_work.setdefault(fid, None)
             self._discover_at = now + self._s.poll_interval_s
+        unknown = [fid for fid in self._with_work if fid not in self._known]
+        if unknown:
+            # Made on another node: read its limit before claiming any of its rows. An id
+            # still unknown then is a deleted function, whose rows end unrun.
+            await self._learn_functions()
+            self._known.update(unknown)
         claimed_any = False
         for fid in list(self._with_work):
             if free <= 0:
                 break
             limit = self._limited.get(fid)
             room = free if limit is None else min(free, limit - self._per_function[fid])
-            if fid not in self._known:
-                # Made on another node: one row until its config (and limit) is read.
-                room = min(room, 1)
             if room <= 0:
                 continue
+            # This node's count protects its slots; the store's counts every node's runs.
+            limits = {fid: limit} if limit is not None and self._shared_store else None
             rows = await self._store.claim(
-                self._node, room, self._s.lease_s, now, only_function_ids=[fid]
+                self._node, room, self._s.lease_s, now, only_function_ids=[fid], limits=limits
             )
             # Round-robin between functions: the one just served goes to the back.
             del self._with_work[fid]
@@ -323,6 +336,10 @@ class Dispatcher:
         if done.status is Status.QUEUED:
             loop = asyncio.get_running_loop()
             loop.call_later(max(done.run_after - time.time(), 0), self.hint, done.function_id)
+        elif self._shared_store and done.function_id in self._limited:
+            # The run counted in the store until now, after its slot was given back: a claim
+            # the store's count held back may go ahead.
+            self.hint(done.function_id)
 
     async def _publish_status(self, inv: Invocation) -> None:
         payload = orjson.dumps({"kind": "status", "status": inv.status.value})

@@ -81,12 +81,19 @@ class QueueStore(Protocol):
         now: float,
         exclude_function_ids: Sequence[str] = (),
         only_function_ids: Sequence[str] | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> list[Invocation]:
         """Move up to ``limit`` queued rows whose ``run_after <= now`` to ``running`` (oldest
         first), owned by ``node_id`` until ``now + lease_s``, ``attempt`` + 1, ``started_at``
         = now. Rows of ``exclude_function_ids`` are skipped; when ``only_function_ids`` is
         given, only rows of those functions are taken. Safe under concurrent callers (SKIP
-        LOCKED): a row goes to one node only."""
+        LOCKED): a row goes to one node only.
+
+        ``limits`` maps function ids to a maximum of running rows (``max_concurrency``): of
+        each, no more rows are taken than that maximum less the function's rows already
+        ``running`` on any node, decided atomically against every concurrent claim that
+        passes ``limits`` (so claimers on all nodes together never exceed it). Functions in
+        ``limits`` are claimed before the others. Functions not in it cost nothing extra."""
 
     async def queued_function_ids(self, now: float) -> list[str]:
         """Ids of the functions that have at least one queued row with ``run_after <= now``.

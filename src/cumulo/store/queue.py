@@ -9,7 +9,7 @@ open cursors), so the store can run it on its SQLite writer thread or through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,9 +153,12 @@ def claim(
     now: float,
     exclude_function_ids: Sequence[str],
     only_function_ids: Sequence[str] | None,
+    limits: Mapping[str, int] | None = None,
 ) -> list[Invocation]:
     """Lease up to ``limit`` due queued rows to ``node_id``, oldest ``run_after`` first,
-    skipping ``exclude_function_ids`` and, unless ``None``, keeping to ``only_function_ids``.
+    skipping ``exclude_function_ids`` and, unless ``None``, keeping to ``only_function_ids``;
+    of a function in ``limits``, no more rows than its limit less its rows running on any
+    node (such functions are claimed first, one at a time, in id order).
 
     One statement: ``WITH picked AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)
     UPDATE ... FROM picked``. The CTE is evaluated exactly once; a ``LIMIT`` subquery inside
@@ -165,6 +168,44 @@ def claim(
     renders as nothing; the write lock already serialises claimers.
     """
     if limit < 1 or (only_function_ids is not None and not only_function_ids):
+        return []
+    limited = {
+        function_id: max_running
+        for function_id, max_running in (limits or {}).items()
+        if function_id not in exclude_function_ids
+        and (only_function_ids is None or function_id in only_function_ids)
+    }
+    claimed: list[Invocation] = []
+    # Sorted: every claimer takes the functions' locks in one order, so none waits in a
+    # cycle.
+    for function_id in sorted(limited):
+        room = min(limit - len(claimed), _room(conn, function_id, limited[function_id]))
+        claimed += _claim(conn, node_id, room, lease_s, now, (), [function_id])
+    if limited:
+        exclude_function_ids = [*exclude_function_ids, *limited]
+        if only_function_ids is not None:
+            only_function_ids = [fid for fid in only_function_ids if fid not in limited]
+    if only_function_ids is None or only_function_ids:
+        rest = limit - len(claimed)
+        claimed += _claim(
+            conn, node_id, rest, lease_s, now, exclude_function_ids, only_function_ids
+        )
+    # RETURNING gives no order; the caller was promised oldest first.
+    claimed.sort(key=lambda inv: (inv.run_after, inv.created_at, inv.request_id))
+    return claimed
+
+
+def _claim(
+    conn: sa.Connection,
+    node_id: str,
+    limit: int,
+    lease_s: float,
+    now: float,
+    exclude_function_ids: Sequence[str],
+    only_function_ids: Sequence[str] | None,
+) -> list[Invocation]:
+    """:func:`claim` without ``limits``, in no particular order."""
+    if limit < 1:
         return []
     params: dict[str, Any] = {
         "w_now": now,
@@ -177,11 +218,30 @@ def claim(
     if exclude_function_ids:
         params["w_exclude"] = list(exclude_function_ids)
     statement = _CLAIMS[(only_function_ids is not None, bool(exclude_function_ids))]
-    result = conn.execute(statement, params)
-    # RETURNING gives no order; the caller was promised oldest first.
-    claimed = [invocation_from_row(row) for row in result]
-    claimed.sort(key=lambda inv: (inv.run_after, inv.created_at, inv.request_id))
-    return claimed
+    return [invocation_from_row(row) for row in conn.execute(statement, params)]
+
+
+_LOCK_FUNCTION = sa.select(
+    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("w_function_id"), 0))
+)
+_RUNNING_OF_FUNCTION = (
+    sa.select(sa.func.count())
+    .select_from(invocations)
+    .where(_c.function_id == sa.bindparam("w_function_id"), _c.status == _RUNNING)
+)
+
+
+def _room(conn: sa.Connection, function_id: str, max_running: int) -> int:
+    """How many more rows of the function may start: ``max_running`` less its rows running
+    on any node. Until the transaction ends, no other claimer counts this function: on
+    PostgreSQL a transaction-scoped advisory lock on its id serialises them (and under READ
+    COMMITTED the count, a later statement, sees every claim committed before the lock was
+    ours); on SQLite the write lock already does."""
+    params = {"w_function_id": function_id}
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_FUNCTION, params)
+    running: int = conn.execute(_RUNNING_OF_FUNCTION, params).scalar_one()
+    return max_running - running
 
 
 def heartbeat(

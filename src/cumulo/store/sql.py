@@ -202,12 +202,19 @@ class SqlStore:
         now: float,
         exclude_function_ids: Sequence[str] = (),
         only_function_ids: Sequence[str] | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> list[Invocation]:
         """Move up to ``limit`` queued rows whose ``run_after <= now`` to ``running`` (oldest
         ``run_after`` first), owned by ``node_id`` until ``now + lease_s``, ``attempt`` + 1,
         ``started_at`` = now. Rows of ``exclude_function_ids`` are skipped; when
         ``only_function_ids`` is given, only rows of those functions are taken (none for an
         empty list). A row goes to one node only, whatever the number of claimers.
+
+        ``limits`` (``{function_id: max running}``): of each function named, the claim takes
+        no more rows than that number less the function's rows running on any node, counted
+        and claimed atomically against every other claimer with ``limits`` (on PostgreSQL
+        under an advisory lock per function). Such functions are claimed first, then the
+        others; a claim without ``limits`` pays for none of this.
 
         A claimed row may carry ``terminate_mode``: a terminate asked for while its previous
         attempt was ending. The dispatcher should then end it as ``terminated`` unrun."""
@@ -216,6 +223,12 @@ class SqlStore:
         # Copies: the query runs later, maybe on another thread.
         only = None if only_function_ids is None else list(only_function_ids)
         exclude = list(exclude_function_ids)
+        if limits:
+            # Off SQLite's fast path (``store.sqlite_fast``): a count and a claim per limited
+            # function, in one ordinary write transaction.
+            return await self._write(
+                queue.claim, node_id, limit, lease_s, now, exclude, only, dict(limits)
+            )
         return await self._write_hot(self._claim, node_id, limit, lease_s, now, exclude, only)
 
     async def queued_function_ids(self, now: float) -> list[str]:
