@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up cumulo with its test tools in ./.venv and run every check: ruff, mypy --strict, pytest.
-# Needs the services of DESIGN.md on 127.0.0.1 (PostgreSQL 5432 with database `test`).
+# Needs PostgreSQL on 127.0.0.1:5432 (database `test`, trust auth) and NATS on 127.0.0.1:4222.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

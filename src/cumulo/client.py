@@ -128,6 +128,11 @@ class Client:
         body = {"name": name, "description": description}
         return _json(await self._request("POST", "/v1/namespaces", json=body))
 
+    async def delete_namespace(self, name: str) -> None:
+        """Raises ``ApiError`` 404 ``ResourceNotFound.Namespace``; 400 while it holds
+        functions or for ``default``."""
+        await self._request("DELETE", f"/v1/namespaces/{quote(name, safe='')}")
+
     async def update_namespace(self, name: str, description: str) -> dict[str, Any]:
         """Replace the namespace's description. Raises ``ApiError`` 404
         ``ResourceNotFound.Namespace``."""

@@ -249,3 +249,5 @@ class Trigger:
     custom_argument: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Free text about the trigger (SCF's trigger ``Description``).
+    note: str = ""

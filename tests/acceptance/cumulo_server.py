@@ -64,6 +64,13 @@ class ServerProcess:
             start_new_session=True,
         )  # fmt: skip
         log.close()
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()  # a server that did not come up must not outlive the test
+            raise
+
+    def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

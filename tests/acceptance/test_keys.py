@@ -230,3 +230,20 @@ def test_key_endpoints_need_the_admin_token(server: ServerProcess) -> None:
 async def _in_thread(call: Any, *args: Any) -> Any:
     """The SDK blocks: run it off the event loop."""
     return await asyncio.to_thread(call, *args)
+
+
+def test_namespaces_made_with_the_cli_take_keys_and_functions(server: ServerProcess) -> None:
+    made = cli(server, "namespaces", "create", "team-cli", "--description", "a team")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "team-cli"
+    listed = json.loads(cli(server, "namespaces", "ls", "--json").stdout)
+    assert {"name": "team-cli", "description": "a team"}.items() <= next(
+        n for n in listed if n["name"] == "team-cli"
+    ).items()
+    key = cli(server, "keys", "create", "--namespace", "team-cli", "--json")
+    assert key.returncode == 0, key.stderr
+    again = cli(server, "namespaces", "create", "team-cli")
+    assert again.returncode != 0 and "ResourceInUse.Namespace" in again.stderr
+    gone = cli(server, "namespaces", "rm", "team-cli")
+    assert gone.returncode == 0, gone.stderr
+    assert "team-cli" not in cli(server, "namespaces", "ls").stdout

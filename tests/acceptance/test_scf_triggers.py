@@ -166,7 +166,8 @@ def test_a_per_second_timer_fires_closes_opens_and_is_deleted(
 def test_list_orders_pages_and_filters(scf: scf_client.ScfClient) -> None:
     deploy(scf, "lister")
     for name in ("alpha", "beta", "gamma"):
-        create(scf, "lister", name, TriggerDesc="0 0 3 * * * *", Enable="CLOSE")
+        create(scf, "lister", name, TriggerDesc="0 0 3 * * * *", Enable="CLOSE",
+               Description=f"nightly {name}")  # fmt: skip
 
     def names(**params: Any) -> tuple[list[str], int]:
         answer = scf.ListTriggers(
@@ -182,7 +183,10 @@ def test_list_orders_pages_and_filters(scf: scf_client.ScfClient) -> None:
 
     answer = scf.ListTriggers(request("ListTriggersRequest", {"FunctionName": "lister"}))
     first = answer.Triggers[0]
-    assert first.Enable == 0 and first.BoundResources == "" and first.Description == ""
+    assert first.Enable == 0 and first.BoundResources == ""
+    assert first.Description == f"nightly {first.TriggerName}"
+    described = names(Filters=[{"Name": "Description", "Values": ["nightly beta"]}])
+    assert described == (["beta"], 1)
     assert json.loads(first.TriggerDesc) == {"cron": "0 0 3 * * * *"}
     assert error_code(lambda: names(OrderBy="name")) == "InvalidParameterValue.OrderBy"
     assert error_code(lambda: names(Filters=[{"Name": "Runtime", "Values": ["x"]}])) == (
@@ -225,7 +229,7 @@ def test_errors_answer_scf_codes(scf: scf_client.ScfClient) -> None:
     assert create_code(Qualifier="7") == "ResourceNotFound.Qualifier"
     assert create_code(Enable="MAYBE") == "InvalidParameterValue.Enable"
     assert create_code(CustomArgument="x" * 4097) == "InvalidParameterValue.CustomArgument"
-    assert create_code(Description="what it does") == "UnsupportedOperation"
+    assert create_code(Description="x" * 1001) == "InvalidParameterValue.Description"
     assert error_code(lambda: create(scf, "errs", "9bad")) == "InvalidParameterValue.TriggerName"
     assert error_code(lambda: create(scf, "errs", "taken")) == "ResourceInUse.Trigger"
 

@@ -348,6 +348,10 @@ async def _start_and_terminate(
     logs = Logs()
     run = asyncio.create_task(invoke(pool, tmp_path, function, event, logs=logs, request_id="t1"))
     await wait_for_line(logs, "started")
+    # The line reaches us while the handler is still inside print(): a SIGTERM handler
+    # that prints at that moment meets the stream's lock ("reentrant call"), which is
+    # Python's doing, not the platform's. Let the handler reach its sleep first.
+    await asyncio.sleep(0.2)
     asked = time.monotonic()
     assert await pool.terminate("t1", mode, grace_s)
     assert await pool.terminate("t1", mode, grace_s)  # idempotent

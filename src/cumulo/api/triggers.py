@@ -51,6 +51,7 @@ def trigger_json(trigger: Trigger) -> dict[str, Any]:
         "qualifier": trigger.qualifier,
         "enabled": trigger.enabled,
         "custom_argument": trigger.custom_argument,
+        "note": trigger.note,
         "next_fire_at": iso(next_fire(trigger)),
         "created_at": iso(trigger.created_at),
         "updated_at": iso(trigger.updated_at),

@@ -13,6 +13,7 @@ from cumulo.cli.common import ExitCode, main
 from cumulo.cli.functions import deploy, list_functions, remove
 from cumulo.cli.invocations import events, invoke, logs, status, terminate
 from cumulo.cli.keys import keys
+from cumulo.cli.namespaces import namespaces
 from cumulo.cli.server import server
 from cumulo.cli.versions import versions
 
@@ -29,5 +30,6 @@ main.add_command(logs)
 main.add_command(terminate)
 main.add_command(events)
 main.add_command(keys)
+main.add_command(namespaces)
 main.add_command(versions)
 main.add_command(aliases)

@@ -34,9 +34,11 @@ DEFAULT_QUALIFIER = "$DEFAULT"
 SUPPORTED_TYPES = frozenset({TriggerType.TIMER.value})
 
 CREATE_FIELDS = frozenset(
-    {"name", "type", "description", "qualifier", "enabled", "custom_argument"}
+    {"name", "type", "description", "qualifier", "enabled", "custom_argument", "note"}
 )
-UPDATE_FIELDS = frozenset({"description", "qualifier", "enabled", "custom_argument"})
+UPDATE_FIELDS = frozenset({"description", "qualifier", "enabled", "custom_argument", "note"})
+#: Characters a trigger's note may have.
+MAX_NOTE = 1000
 
 
 class Triggers:
@@ -67,6 +69,7 @@ class Triggers:
             qualifier=qualifier,
             enabled=_enabled(body.get("enabled", True)),
             custom_argument=_custom_argument(body.get("custom_argument", "")),
+            note=_note(body.get("note", "")),
             created_at=now,
             updated_at=now,
         )
@@ -103,6 +106,8 @@ class Triggers:
             changes["enabled"] = _enabled(body["enabled"])
         if "custom_argument" in body:
             changes["custom_argument"] = _custom_argument(body["custom_argument"])
+        if "note" in body:
+            changes["note"] = _note(body["note"])
         return await self._store.update_trigger(current.function_id, name, changes)
 
     async def set_enabled(self, namespace: str, function: str, name: str, on: bool) -> Trigger:
@@ -180,6 +185,12 @@ def _schedule(value: object) -> str:
 def _enabled(value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidParameter("enabled must be true or false", code="InvalidParameterValue.Enable")
+    return value
+
+
+def _note(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_NOTE:
+        raise InvalidParameter(f"note must be text of at most {MAX_NOTE} characters", field="note")
     return value
 
 

@@ -192,6 +192,7 @@ triggers = sa.Table(
     sa.Column("custom_argument", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
 )
 
 sa.Index("ix_triggers_type", triggers.c.type, triggers.c.enabled)
@@ -361,6 +362,7 @@ def trigger_values(trigger: Trigger) -> dict[str, Any]:
         "custom_argument": trigger.custom_argument,
         "created_at": trigger.created_at,
         "updated_at": trigger.updated_at,
+        "note": trigger.note,
     }
 
 
@@ -377,6 +379,7 @@ def trigger_from_row(row: sa.Row[Any]) -> Trigger:
         custom_argument=row.custom_argument,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        note=row.note,
     )
 
 

@@ -53,6 +53,7 @@ _FIELD_CODES = {
     "InvalidParameterValue.FunctionVersion": "InvalidParameterValue.Qualifier",
     "InvalidParameterValue.AdditionalWeights": "InvalidParameterValue.AdditionalVersionWeights",
     "InvalidParameterValue.Alias": "InvalidParameterValue.Name",
+    "InvalidParameterValue.Note": "InvalidParameterValue.Description",
     "ResourceInUse.Function": "ResourceInUse.Function",
     "UnsupportedOperation.Method": "UnsupportedOperation",
 }

@@ -4,9 +4,9 @@ UpdateTrigger. They map onto :class:`cumulo.engine.triggers.Triggers`, as the RE
 cumulo serves timer triggers (``Type=timer``); every other kind answers
 ``UnsupportedOperation.Trigger``. As in SCF, ``TriggerDesc`` is sent as the bare cron
 expression and answered as ``{"cron": "<expression>"}`` (either is accepted when sent),
-``Enable`` is sent as ``OPEN``/``CLOSE`` and answered as 1/0. Departures: a trigger has no
-free-text ``Description`` (a non-empty one is refused; answers carry ""), schedules are UTC,
-and a trigger's name is unique per function (whatever its qualifier).
+``Enable`` is sent as ``OPEN``/``CLOSE`` and answered as 1/0, ``Description`` is kept as the
+trigger's ``note``. Departures: schedules are UTC, and a trigger's name is unique per
+function (whatever its qualifier).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from cumulo.api.scf.actions import action
-from cumulo.api.scf.call import ScfCall, UnsupportedOperation, check_params, scf_time
+from cumulo.api.scf.call import ScfCall, check_params, scf_time
 from cumulo.engine.triggers import check_type
 from cumulo.errors import InvalidParameter, NotFound
 from cumulo.models import LATEST, Trigger
@@ -41,7 +41,7 @@ def trigger_info(trigger: Trigger) -> dict[str, Any]:
         "BindStatus": "on",
         "TriggerAttribute": "",
         "ResourceId": f"{trigger.namespace}/{trigger.function_name}/{trigger.name}",
-        "Description": "",
+        "Description": trigger.note,
     }
 
 
@@ -52,10 +52,6 @@ async def create_trigger(call: ScfCall) -> dict[str, Any]:
                                                     "Enable", "CustomArgument",
                                                     "Description"}))  # fmt: skip
     kind = check_type(call.text("Type"))
-    if call.text("Description", ""):
-        raise UnsupportedOperation(
-            "CreateTrigger: cumulo keeps no free-text Description for triggers; leave it out"
-        )
     body = {
         "name": call.text("TriggerName"),
         "type": kind,
@@ -63,6 +59,7 @@ async def create_trigger(call: ScfCall) -> dict[str, Any]:
         "qualifier": call.text("Qualifier", LATEST),
         "enabled": _enable(call, "OPEN"),
         "custom_argument": call.text("CustomArgument", ""),
+        "note": call.text("Description", ""),
     }
     trigger = await call.core.triggers.create(call.namespace(), call.text("FunctionName"), body)
     return {"TriggerInfo": trigger_info(trigger)}
@@ -124,10 +121,6 @@ async def update_trigger(call: ScfCall) -> dict[str, Any]:
                                                     "Enable", "Qualifier", "Namespace",
                                                     "TriggerDesc", "Description",
                                                     "CustomArgument"}))  # fmt: skip
-    if call.text("Description", ""):
-        raise UnsupportedOperation(
-            "UpdateTrigger: cumulo keeps no free-text Description for triggers; leave it out"
-        )
     trigger = await _named(call)
     changes: dict[str, Any] = {}
     if call.has("Enable"):
@@ -136,6 +129,8 @@ async def update_trigger(call: ScfCall) -> dict[str, Any]:
         changes["description"] = cron_expression(call.text("TriggerDesc"))
     if call.has("CustomArgument"):
         changes["custom_argument"] = call.text("CustomArgument")
+    if call.has("Description"):
+        changes["note"] = call.text("Description")
     await call.core.triggers.update(trigger.namespace, trigger.function_name, trigger.name, changes)
     return {}
 
@@ -189,7 +184,7 @@ def _filters(call: ScfCall) -> Callable[[Trigger], bool]:
     fields: dict[str, Callable[[Trigger], str]] = {
         "Qualifier": lambda t: t.qualifier,
         "TriggerName": lambda t: t.name,
-        "Description": lambda t: "",
+        "Description": lambda t: t.note,
     }
     wanted: list[tuple[Callable[[Trigger], str], frozenset[str]]] = []
     for item in call.array("Filters"):
