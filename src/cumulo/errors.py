@@ -4,7 +4,10 @@
 
     CumuloError (500 InternalError)
     ├── InvalidParameter (400 InvalidParameterValue[.<Field>])
+    │   ├── MissingParameter (400 MissingParameter)
     │   └── MalformedJSON (400 InvalidParameterValue.Json)
+    ├── UnsupportedOperation (400 UnsupportedOperation[.<What>])
+    ├── UnauthorizedOperation (403)
     ├── PayloadTooLarge (413 InvalidParameterValue.PayloadTooLarge)
     ├── Unauthorized (401 AuthFailure)
     ├── NotFound (404)
@@ -53,6 +56,26 @@ class InvalidParameter(CumuloError):
             code = f"InvalidParameterValue.{_camel(field)}"
         super().__init__(message, code=code)
         self.field = field
+
+
+class MissingParameter(InvalidParameter):
+    """A required parameter is absent (SCF's ``MissingParameter``)."""
+
+    code = "MissingParameter"
+
+
+class UnsupportedOperation(CumuloError):
+    """A valid request for something cumulo does not serve (a field, a trigger kind)."""
+
+    http_status = 400
+    code = "UnsupportedOperation"
+
+
+class UnauthorizedOperation(CumuloError):
+    """Signed in, but not allowed here (a key confined to another namespace)."""
+
+    http_status = 403
+    code = "UnauthorizedOperation"
 
 
 class MalformedJSON(InvalidParameter):

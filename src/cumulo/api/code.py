@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cumulo.api.http import node
 from cumulo.errors import NotFound, Unauthorized
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def signed_code_url(core: Cumulo, base_url: str, sha256: str) -> str:
 
 
 async def download(request: Request) -> Response:
-    core: Cumulo = request.app.state.cumulo
+    core = node(request)
     sha256 = request.path_params["sha256"]
     raw_expires = request.query_params.get("expires", "")
     signature = request.query_params.get("signature", "")

@@ -9,29 +9,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cumulo.api.http import function_json, json_response, namespace_json, read_body, read_json
+from cumulo.api.http import (
+    authorized,
+    function_json,
+    json_response,
+    namespace_json,
+    read_body,
+    read_json,
+)
 from cumulo.engine import validation as v
 from cumulo.errors import InvalidParameter
 from cumulo.models import Namespace
 
 if TYPE_CHECKING:
-    from cumulo.app import Cumulo
-
-
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    core.authorize(request)
-    return core
+    pass
 
 
 async def list_namespaces(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     items = await core.store.list_namespaces()
     return json_response({"items": [namespace_json(ns) for ns in items]})
 
 
 async def create_namespace(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     name = v.check_name(body.get("name"))
     description = v.check_description(body.get("description", ""))
@@ -40,7 +41,7 @@ async def create_namespace(request: Request) -> Response:
 
 
 async def update_namespace(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     description = v.check_description(body.get("description", ""))
     ns = await core.store.update_namespace(request.path_params["ns"], description)
@@ -48,39 +49,39 @@ async def update_namespace(request: Request) -> Response:
 
 
 async def delete_namespace(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     await core.store.delete_namespace(request.path_params["ns"])
     return Response(status_code=204)
 
 
 async def list_functions(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     items = await core.functions.list(request.path_params["ns"])
     return json_response({"items": [function_json(fn) for fn in items]})
 
 
 async def create_function(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     fn = await core.functions.create(request.path_params["ns"], body)
     return json_response(function_json(fn), 201)
 
 
 async def get_function(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     fn = await core.functions.get(request.path_params["ns"], request.path_params["fn"])
     return json_response(function_json(fn))
 
 
 async def patch_function(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     fn = await core.functions.patch(request.path_params["ns"], request.path_params["fn"], body)
     return json_response(function_json(fn))
 
 
 async def put_code(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     handler = request.query_params.get("handler")
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type in ("application/zip", "application/octet-stream"):
@@ -100,7 +101,7 @@ async def put_code(request: Request) -> Response:
 
 
 async def delete_function(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     await core.functions.delete(request.path_params["ns"], request.path_params["fn"])
     return Response(status_code=204)
 

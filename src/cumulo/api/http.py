@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -14,6 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from cumulo.errors import CumuloError, MalformedJSON, PayloadTooLarge, Unauthorized
 from cumulo.models import Function, Invocation, Namespace
+
+if TYPE_CHECKING:
+    from cumulo.app import Cumulo
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,19 @@ def error_response(exc: CumuloError) -> Response:
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after + 0.499)))
     return json_response(exc.to_dict(), exc.http_status, headers)
+
+
+def node(request: Request) -> Cumulo:
+    """The node serving ``request`` (no authorization check)."""
+    core: Cumulo = request.app.state.cumulo
+    return core
+
+
+def authorized(request: Request) -> Cumulo:
+    """The node serving ``request``, once its bearer token is checked (``Unauthorized``)."""
+    core = node(request)
+    core.authorize(request)
+    return core
 
 
 def check_token(request: Request, token: str) -> None:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from cumulo.api.http import invocation_json, json_response, read_json
+from cumulo.api.http import authorized, invocation_json, json_response, read_json
 from cumulo.engine import validation as v
 from cumulo.engine.logs import line_json, stored_lines, subject
 from cumulo.errors import InvalidParameter
@@ -29,20 +29,14 @@ KEEPALIVE_S = 15.0
 MAX_LIST_LIMIT = 1000
 
 
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    core.authorize(request)
-    return core
-
-
 async def get_invocation(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     inv = await core.store.get_invocation(request.path_params["ns"], request.path_params["id"])
     return json_response(invocation_json(inv))
 
 
 async def list_invocations(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     q = request.query_params
     statuses = None
     if q.get("status"):
@@ -71,7 +65,7 @@ async def list_invocations(request: Request) -> Response:
 
 
 async def terminate(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request, 4096))
     grace = body.get("grace", False)
     if not isinstance(grace, bool):
@@ -82,7 +76,7 @@ async def terminate(request: Request) -> Response:
 
 
 async def logs(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     ns, rid = request.path_params["ns"], request.path_params["id"]
     await core.store.get_invocation(ns, rid)  # 404 for an unknown id
     after = _int(

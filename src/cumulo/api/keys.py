@@ -8,19 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cumulo.api.http import iso, json_response, read_json
+from cumulo.api.http import authorized, iso, json_response, read_json
 from cumulo.engine import validation as v
 from cumulo.errors import InvalidParameter
 from cumulo.models import ApiKey
 
 if TYPE_CHECKING:
-    from cumulo.app import Cumulo
-
-
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    core.authorize(request)
-    return core
+    pass
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -35,7 +29,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 
 
 async def create_key(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     unknown = sorted(set(body) - {"namespace", "description"})
     if unknown:
@@ -51,12 +45,12 @@ async def create_key(request: Request) -> Response:
 
 
 async def list_keys(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     return json_response({"items": [key_json(k) for k in await core.keys.list()]})
 
 
 async def revoke_key(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     key = await core.keys.revoke(request.path_params["secret_id"])
     return json_response(key_json(key))
 

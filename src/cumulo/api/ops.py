@@ -11,19 +11,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cumulo import __version__
-from cumulo.api.http import json_response
+from cumulo.api.http import json_response, node
 
 if TYPE_CHECKING:
-    from cumulo.app import Cumulo
+    pass
 
 
 async def healthz(request: Request) -> Response:
-    core: Cumulo = request.app.state.cumulo
+    core = node(request)
     return json_response({"status": "ok", "node_id": core.settings.node_id, "version": __version__})
 
 
 async def metrics(request: Request) -> Response:
-    core: Cumulo = request.app.state.cumulo
+    core = node(request)
     if not core.settings.metrics_public:
         core.authorize(request)
     body = core.metrics.render(await core.store.count_by_status(), core.pool.stats())

@@ -25,20 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cumulo.api.http import iso, json_response, read_json
+from cumulo.api.http import authorized, iso, json_response, read_json
 from cumulo.engine import validation as v
 from cumulo.errors import CumuloError
 from cumulo.models import Trigger
 from cumulo.triggers import timer
 
 if TYPE_CHECKING:
-    from cumulo.app import Cumulo
-
-
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    core.authorize(request)
-    return core
+    pass
 
 
 def trigger_json(trigger: Trigger) -> dict[str, Any]:
@@ -73,33 +67,33 @@ def _where(request: Request) -> tuple[str, str]:
 
 
 async def create_trigger(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     trigger = await core.triggers.create(*_where(request), body)
     return json_response(trigger_json(trigger), 201)
 
 
 async def list_triggers(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     items = await core.triggers.list(*_where(request))
     return json_response({"items": [trigger_json(t) for t in items]})
 
 
 async def get_trigger(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     trigger = await core.triggers.get(*_where(request), request.path_params["name"])
     return json_response(trigger_json(trigger))
 
 
 async def update_trigger(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     trigger = await core.triggers.update(*_where(request), request.path_params["name"], body)
     return json_response(trigger_json(trigger))
 
 
 async def delete_trigger(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     await core.triggers.delete(*_where(request), request.path_params["name"])
     return Response(status_code=204)
 

@@ -8,19 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cumulo.api.http import function_json, iso, json_response, read_json
+from cumulo.api.http import authorized, function_json, iso, json_response, read_json
 from cumulo.engine import validation as v
 from cumulo.errors import InvalidParameter
 from cumulo.models import Alias, FunctionVersion
 
 if TYPE_CHECKING:
-    from cumulo.app import Cumulo
-
-
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    core.authorize(request)
-    return core
+    pass
 
 
 def version_json(version: FunctionVersion) -> dict[str, Any]:
@@ -48,7 +42,7 @@ def _where(request: Request) -> tuple[str, str]:
 
 
 async def publish_version(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     _known_fields(body, frozenset({"description"}))
     description = body.get("description", "")
@@ -59,14 +53,14 @@ async def publish_version(request: Request) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     fn, versions = await core.versions.list_versions(*_where(request))
     latest = {**function_json(fn), "version": "$LATEST"}
     return json_response({"items": [latest, *(version_json(x) for x in versions)]})
 
 
 async def delete_version(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     await core.versions.delete(*_where(request), request.path_params["version"])
     return Response(status_code=204)
 
@@ -86,7 +80,7 @@ _ALIAS_FIELDS = frozenset({"function_version", "additional_weights", "descriptio
 
 
 async def create_alias(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     _known_fields(body, _ALIAS_FIELDS | {"name"})
     alias = await core.versions.create_alias(*_where(request), body)
@@ -94,19 +88,19 @@ async def create_alias(request: Request) -> Response:
 
 
 async def list_aliases(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     items = await core.versions.list_aliases(*_where(request))
     return json_response({"items": [alias_json(a) for a in items]})
 
 
 async def get_alias(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     alias = await core.versions.get_alias(*_where(request), request.path_params["alias"])
     return json_response(alias_json(alias))
 
 
 async def update_alias(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     body = v.as_dict(await read_json(request))
     _known_fields(body, _ALIAS_FIELDS)
     alias = await core.versions.update_alias(*_where(request), request.path_params["alias"], body)
@@ -114,7 +108,7 @@ async def update_alias(request: Request) -> Response:
 
 
 async def delete_alias(request: Request) -> Response:
-    core = _core(request)
+    core = authorized(request)
     await core.versions.delete_alias(*_where(request), request.path_params["alias"])
     return Response(status_code=204)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from cumulo.engine.functions import Functions
 from cumulo.engine.versions import Versions
-from cumulo.errors import InvalidParameter, NotFound
+from cumulo.errors import InvalidParameter, NotFound, UnsupportedOperation
 from cumulo.models import LATEST, Function, Trigger, TriggerType
 from cumulo.store.base import TriggerStore
 from cumulo.triggers import timer
@@ -50,8 +50,8 @@ class Triggers:
     async def create(self, namespace: str, function: str, body: Mapping[str, Any]) -> Trigger:
         """Make a trigger from ``body`` (``name``, ``type`` (default ``timer``),
         ``description`` (the cron expression), ``qualifier``, ``enabled`` (default true),
-        ``custom_argument``). Raises ``FunctionNotFound``, ``InvalidParameter`` (with
-        ``UnsupportedOperation.Trigger`` for a kind cumulo does not serve), ``NotFound``
+        ``custom_argument``). Raises ``FunctionNotFound``, ``InvalidParameter``,
+        ``UnsupportedOperation`` (a kind cumulo does not serve), ``NotFound``
         (``ResourceNotFound.Qualifier``), ``Conflict`` (``ResourceInUse.Trigger``)."""
         _reject_unknown(body, CREATE_FIELDS)
         kind = check_type(body.get("type", TriggerType.TIMER.value))
@@ -152,11 +152,11 @@ def run_qualifier(qualifier: str) -> str | None:
 
 
 def check_type(kind: object) -> str:
-    """The trigger kind, if cumulo serves it. Raises ``InvalidParameter`` with the code
-    ``UnsupportedOperation.Trigger`` naming what is served."""
+    """The trigger kind, if cumulo serves it. Raises ``UnsupportedOperation`` (code
+    ``UnsupportedOperation.Trigger``) naming what is served."""
     if isinstance(kind, str) and kind.lower() in SUPPORTED_TYPES:
         return kind.lower()
-    raise InvalidParameter(
+    raise UnsupportedOperation(
         f"trigger type {kind!r} is not supported: cumulo serves timer triggers only (cron "
         "schedules); invoke the function through the API for other event sources",
         code="UnsupportedOperation.Trigger",

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cumulo.engine.keys import Principal
-from cumulo.errors import CumuloError, InvalidParameter
+from cumulo.errors import (
+    InvalidParameter,
+    MissingParameter,
+    UnauthorizedOperation,
+    UnsupportedOperation,
+)
 from cumulo.models import Function
 
 if TYPE_CHECKING:
@@ -25,21 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_NAMESPACE = "default"
 #: How SCF writes a time: UTC here, to the second (``AddTime``, ``StartTime``, ...).
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-class MissingParameter(CumuloError):
-    http_status = 400
-    code = "MissingParameter"
-
-
-class UnauthorizedOperation(CumuloError):
-    http_status = 403
-    code = "UnauthorizedOperation"
-
-
-class UnsupportedOperation(CumuloError):
-    http_status = 400
-    code = "UnsupportedOperation"
 
 
 @dataclass(frozen=True, slots=True)

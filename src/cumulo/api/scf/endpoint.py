@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cumulo.api.http import json_response, read_body
+from cumulo.api.http import json_response, node, read_body
 from cumulo.api.scf import signing
 from cumulo.api.scf.actions import load
 from cumulo.api.scf.call import ScfCall
@@ -59,11 +59,6 @@ _FIELD_CODES = {
 }
 
 
-def _core(request: Request) -> Cumulo:
-    core: Cumulo = request.app.state.cumulo
-    return core
-
-
 async def scf_endpoint(request: Request) -> Response:
     """The Starlette route: GET (a browser, or the SDK's GET form) and any POST the fast
     path did not take."""
@@ -79,7 +74,7 @@ async def scf_endpoint(request: Request) -> Response:
         payload, request_id = envelope_error(exc)
     else:
         payload, request_id = await answer(
-            _core(request),
+            node(request),
             request.method,
             request.url.scheme,
             request.url.query,

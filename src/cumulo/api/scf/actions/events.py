@@ -27,14 +27,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from cumulo.api.scf.actions import action
-from cumulo.api.scf.call import (
+from cumulo.api.scf.call import ScfCall, check_params, scf_time_ms
+from cumulo.errors import (
+    Conflict,
+    InvalidParameter,
+    InvocationNotFound,
     MissingParameter,
-    ScfCall,
     UnsupportedOperation,
-    check_params,
-    scf_time_ms,
 )
-from cumulo.errors import Conflict, InvalidParameter, InvocationNotFound
 from cumulo.models import (
     LATEST,
     Function,

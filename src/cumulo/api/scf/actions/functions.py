@@ -10,16 +10,9 @@ from typing import Any
 from cumulo.api.code import signed_code_url
 from cumulo.api.scf.actions import action
 from cumulo.api.scf.actions.triggers import trigger_info
-from cumulo.api.scf.call import (
-    ScfCall,
-    UnsupportedOperation,
-    check_params,
-    env_dict,
-    env_list,
-    scf_time,
-)
+from cumulo.api.scf.call import ScfCall, check_params, env_dict, env_list, scf_time
 from cumulo.engine import validation as v
-from cumulo.errors import AsyncRunLocked, InvalidParameter
+from cumulo.errors import AsyncRunLocked, InvalidParameter, UnsupportedOperation
 from cumulo.models import LATEST, Function
 
 #: What every function reports as its runtime: the interpreter the server runs them with.

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from cumulo.api.scf.actions import action
-from cumulo.api.scf.call import ScfCall, UnsupportedOperation, check_params
-from cumulo.errors import InvalidParameter, MalformedJSON
+from cumulo.api.scf.call import ScfCall, check_params
+from cumulo.errors import InvalidParameter, MalformedJSON, UnsupportedOperation
 from cumulo.models import LATEST, Invocation, InvocationType, Status
 
 #: ``LogType=Tail`` returns at most this much of the end of the run's log.

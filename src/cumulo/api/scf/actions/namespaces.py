@@ -16,15 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from cumulo.api.scf.actions import action
-from cumulo.api.scf.call import (
-    DEFAULT_NAMESPACE,
-    ScfCall,
-    UnauthorizedOperation,
-    check_params,
-    scf_time,
-)
+from cumulo.api.scf.call import DEFAULT_NAMESPACE, ScfCall, check_params, scf_time
 from cumulo.engine import validation as v
-from cumulo.errors import Conflict, InvalidParameter
+from cumulo.errors import Conflict, InvalidParameter, UnauthorizedOperation
 from cumulo.models import Namespace
 
 #: SCF's ``Namespace.Type``: ``default`` for every namespace (``TCB`` marks ones made by

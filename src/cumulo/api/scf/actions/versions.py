@@ -16,8 +16,8 @@ from typing import Any
 
 from cumulo.api.scf.actions import action
 from cumulo.api.scf.actions.functions import RUNTIME
-from cumulo.api.scf.call import ScfCall, UnsupportedOperation, check_params, scf_time
-from cumulo.errors import InvalidParameter
+from cumulo.api.scf.call import ScfCall, check_params, scf_time
+from cumulo.errors import InvalidParameter, UnsupportedOperation
 from cumulo.models import LATEST, Alias, Function, FunctionVersion
 
 #: Every version cumulo keeps is ready to run.
