@@ -38,7 +38,7 @@ def main_handler(event, context):
     time.sleep(event["sleep_s"])
     return {"entered": entered}
 """
-ZYGOTE_MARKER = "cumulo.runtime.zygote"
+ZYGOTE_MARKER = "cumulo_runtime.zygote"
 
 
 def memory_kb(pid: int) -> dict[str, int] | None:

@@ -3,6 +3,7 @@ No globals: the one ``Cumulo`` object lives on the Starlette app's state."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import fcntl
@@ -47,6 +48,7 @@ from cumulo.engine.versions import Versions
 from cumulo.errors import CumuloError, InvalidParameter, NotFound
 from cumulo.metrics import Metrics
 from cumulo.models import Function, Invocation, Status, TerminateMode
+from cumulo.runtime import interpreter as clean
 from cumulo.runtime.codecache import CodeCache
 from cumulo.runtime.pool import ProcessPool
 from cumulo.secretbox import SecretBox
@@ -70,10 +72,12 @@ class Cumulo:
         self.store = SqlStore(settings.resolved_store_url)
         self.bus: Bus = make_bus(settings.bus_url)
         self.metrics = Metrics()
+        self.interpreter = clean.locate(settings.data_dir / "runtime" / "python")
         self.pool = ProcessPool(
             work_dir=settings.data_dir / "instances",
             max_instances=settings.max_instances,
             instance_idle_s=settings.instance_idle_s,
+            interpreter=self.interpreter,
         )
         self.codes = CodeCache(settings.data_dir / "code", self.store.load_code)
         self.functions = Functions(self.store, settings)
@@ -119,6 +123,7 @@ class Cumulo:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.settings.store_url is None:
             self._lock = lock_data_dir(self.settings.data_dir)
+        await asyncio.to_thread(clean.ensure, self.interpreter)
         if isinstance(self.bus, NatsBus):
             await self.bus.connect()  # before anything publishes or subscribes
         await self.store.open()

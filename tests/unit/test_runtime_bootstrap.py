@@ -13,9 +13,9 @@ import pytest
 
 from cumulo.errors import InvalidParameter
 from cumulo.models import Function
-from cumulo.runtime import bootstrap
 from cumulo.runtime.base import RunRequest
 from cumulo.runtime.codecache import check_entry_name
+from cumulo.runtime.guest.cumulo_runtime import bootstrap
 from cumulo.runtime.instance import env_key, instance_env
 
 
@@ -92,7 +92,7 @@ def test_invoke_success_and_errors(handlers: types.ModuleType) -> None:
     assert failed["ok"] is False
     assert failed["error"]["type"] == "KeyError"
     assert "in boom" in failed["error"]["traceback"]
-    assert "runtime/bootstrap.py" not in failed["error"]["traceback"]
+    assert "cumulo_runtime/bootstrap.py" not in failed["error"]["traceback"]
 
     not_json = bootstrap.invoke(_message(), "unit_handlers.nan")
     assert not_json["error"]["type"] == "ResultNotSerializable"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cumulo.runtime.protocol import (
+from cumulo.runtime.guest.cumulo_runtime.protocol import (
     END_MARKER,
     HEADER_BYTES,
     MAX_FRAME_BYTES,

@@ -17,7 +17,8 @@ LogSink = Callable[[LogStream, str], None]
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     function: Function
-    #: The function's code package, unpacked (read-only for the instance).
+    #: The function's code package, unpacked (read-only for the instance): first on the
+    #: instance's import path.
     code_dir: Path
     request_id: str
     #: JSON text of the event.
@@ -27,6 +28,9 @@ class RunRequest:
     function_version: str = "$LATEST"
     #: Extra platform variables added to the instance's environment for this function.
     platform_env: Mapping[str, str] = field(default_factory=dict)
+    #: Folders after the code on the import path, in order: the function's installed
+    #: environment, then its layers (read-only).
+    site_dirs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

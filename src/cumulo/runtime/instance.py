@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.models import LogStream
-from cumulo.runtime import protocol
 from cumulo.runtime.base import LogSink, RunRequest
-from cumulo.runtime.zygote import ZygoteHandle
+from cumulo.runtime.guest.cumulo_runtime import protocol
+from cumulo.runtime.zygote import ISOLATED_FLAGS, ZygoteHandle, site_dir_args
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +38,24 @@ _EXIT_REPORT_S = 0.5
 InstanceKey = tuple[str, int]  # (function id, revision)
 
 
-def runtime_env(python_path: Path) -> dict[str, str]:
-    """The environment of a zygote (or of a directly spawned instance before it replaces
-    it): just enough to start Python and import cumulo; nothing of the server's."""
-    return {
-        "PATH": DEFAULT_PATH,
-        "PYTHONPATH": str(python_path),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-    }
-
-
-def instance_env(request: RunRequest, instance_dir: Path) -> dict[str, str]:
-    """The exact environment of an instance. Precedence, lowest first: defaults (``PATH``,
-    ``LANG``, ``PYTHONUNBUFFERED``), the function's ``environment``, ``request.platform_env``,
-    then the platform's identity variables, which cannot be overridden."""
+def instance_env(
+    request: RunRequest, instance_dir: Path, interpreter_bin: Path | None = None
+) -> dict[str, str]:
+    """The exact environment of an instance (and of its zygote, with the zygote's own
+    folder, so that what a module reads at import time is there already). Precedence,
+    lowest first: defaults (``PATH``, ``LANG``, ``PYTHONUNBUFFERED``), the function's
+    ``environment``, ``request.platform_env``, then the platform's variables, which cannot be
+    overridden: identity, ``TMPDIR`` and ``HOME`` in ``instance_dir``, ``PYTHONPATH`` (code,
+    environment, layers: what the instance itself has, for the ``python`` it starts), and
+    the ``bin`` folders of the environment, the layers and the clean interpreter in front of
+    ``PATH``."""
     function = request.function
     env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
     env.update(function.environment)
     env.update(request.platform_env)
+    bins = [str(d / "bin") for d in request.site_dirs if (d / "bin").is_dir()]
+    if interpreter_bin is not None:
+        bins.append(str(interpreter_bin))
     env.update(
         {
             "CUMULO_FUNCTION_NAME": function.name,
@@ -73,6 +72,8 @@ def instance_env(request: RunRequest, instance_dir: Path) -> dict[str, str]:
             "USER_CODE_ROOT": str(request.code_dir),
             "TMPDIR": str(instance_dir / "tmp"),
             "HOME": str(instance_dir),
+            "PYTHONPATH": os.pathsep.join(str(d) for d in (request.code_dir, *request.site_dirs)),
+            "PATH": os.pathsep.join([*bins, env["PATH"]]),
         }
     )
     return env
@@ -350,9 +351,7 @@ async def fork_instance(
 async def spawn_instance(
     *,
     python: str,
-    python_path: Path,
-    code_dir: Path,
-    handler: str,
+    request: RunRequest,
     key: InstanceKey,
     directory: Path,
     env: Mapping[str, str],
@@ -362,19 +361,21 @@ async def spawn_instance(
     try:
         process = await asyncio.create_subprocess_exec(
             python,
+            *ISOLATED_FLAGS,
             "-m",
-            "cumulo.runtime.bootstrap",
+            "cumulo_runtime.bootstrap",
             "--control-fd",
             str(theirs.fileno()),
             "--code-dir",
-            str(code_dir),
+            str(request.code_dir),
             "--handler",
-            handler,
+            request.function.handler,
+            *site_dir_args(request.site_dirs),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
             pass_fds=(theirs.fileno(),),
-            env=runtime_env(python_path),
+            env=dict(env),
             cwd=directory,
             start_new_session=True,
         )
@@ -409,8 +410,3 @@ def env_key(env: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     """What two instances of a function must share to be interchangeable: their
     environment less the per-instance directories."""
     return frozenset((k, v) for k, v in env.items() if k not in ("TMPDIR", "HOME"))
-
-
-def cumulo_python_path() -> Path:
-    """The directory that holds the ``cumulo`` package (what ``PYTHONPATH`` needs)."""
-    return Path(sys.modules["cumulo"].__file__ or "").resolve().parent.parent

@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -24,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from cumulo.models import LogStream, Status, TerminateMode
+from cumulo.runtime import interpreter as clean
 from cumulo.runtime.base import LogSink, PoolStats, RunOutcome, RunRequest
 from cumulo.runtime.instance import (
     Instance,
     InstanceKey,
-    cumulo_python_path,
     env_key,
     fork_instance,
     instance_env,
-    runtime_env,
     spawn_instance,
 )
 from cumulo.runtime.zygote import ZYGOTE_MODULE, ZygoteError, ZygoteHandle
@@ -68,8 +66,10 @@ class _Failure:
 
 
 class ProcessPool:
-    """See the module docstring. ``work_dir`` holds one directory per live instance
-    (removed with it); ``memory_poll_s`` is how often a running instance's RSS is read."""
+    """See the module docstring. ``work_dir`` holds one directory per live instance and
+    zygote (removed with it); ``memory_poll_s`` is how often a running instance's RSS is
+    read. ``interpreter`` is the clean interpreter everything runs on (by default one made
+    under ``work_dir/.interpreter``)."""
 
     #: Run with ``python -m`` to start a zygote (a class attribute so tests can break it).
     zygote_module = ZYGOTE_MODULE
@@ -80,7 +80,7 @@ class ProcessPool:
         work_dir: Path,
         max_instances: int,
         instance_idle_s: float,
-        python: str = sys.executable,
+        interpreter: clean.Interpreter | None = None,
         memory_poll_s: float = 0.05,
     ) -> None:
         if max_instances < 1:
@@ -90,9 +90,9 @@ class ProcessPool:
         self._instances_dir = work_dir
         self._max_instances = max_instances
         self._idle_s = instance_idle_s
-        self._python = python
+        self._interpreter = interpreter or clean.locate(work_dir / ".interpreter")
+        self._interpreter_checked = False
         self._poll_s = memory_poll_s
-        self._python_path = cumulo_python_path()
         self._zygotes: dict[InstanceKey, ZygoteHandle] = {}
         self._zygote_used: dict[InstanceKey, float] = {}
         self._zygote_locks: dict[InstanceKey, asyncio.Lock] = {}
@@ -232,7 +232,7 @@ class ProcessPool:
         """An idle instance (cold=False) or a new one (cold=True), within the cap."""
         function = request.function
         key = (function.id, function.revision)
-        wanted_env = env_key(instance_env(request, Path("/")))
+        wanted_env = env_key(instance_env(request, Path("/"), self._clean().bin_dir))
         while True:
             if self._closed:
                 raise RuntimeError("the pool is closed")
@@ -271,7 +271,7 @@ class ProcessPool:
         function = request.function
         directory = self._instances_dir / f"{function.name}-{os.urandom(6).hex()}"
         (directory / "tmp").mkdir(parents=True, mode=0o700)
-        env = instance_env(request, directory)
+        env = instance_env(request, directory, self._clean().bin_dir)
         try:
             for _ in range(2):  # a zygote that died since its last fork is replaced once
                 zygote = await self._zygote_for(request, key)
@@ -286,10 +286,8 @@ class ProcessPool:
                 return instance
             logger.warning("starting an instance without a zygote", extra=_fields(request))
             return await spawn_instance(
-                python=self._python,
-                python_path=self._python_path,
-                code_dir=request.code_dir,
-                handler=function.handler,
+                python=str(self._clean().python),
+                request=request,
                 key=key,
                 directory=directory,
                 env=env,
@@ -306,15 +304,20 @@ class ProcessPool:
                 return zygote
             if zygote is not None:
                 self._retire(key)
+            interpreter = self._clean()
+            directory = self._instances_dir / f"{request.function.name}-z-{os.urandom(6).hex()}"
+            (directory / "tmp").mkdir(parents=True, mode=0o700)
             try:
                 zygote = await ZygoteHandle.start(
-                    python=self._python,
+                    python=str(interpreter.python),
                     code_dir=request.code_dir,
                     handler=request.function.handler,
-                    env=runtime_env(self._python_path),
+                    env=instance_env(request, directory, interpreter.bin_dir),
+                    site_dirs=request.site_dirs,
                     timeout_s=ZYGOTE_START_TIMEOUT_S,
                     module=self.zygote_module,
                     name=_name(request),
+                    directory=directory,
                 )
             except ZygoteError as exc:
                 logger.warning("%s", exc, extra=_fields(request))
@@ -328,6 +331,13 @@ class ProcessPool:
             self._zygotes[key] = zygote
             self._zygote_used[key] = time.monotonic()
             return zygote
+
+    def _clean(self) -> clean.Interpreter:
+        """The clean interpreter, checked (and made if need be) on first use."""
+        if not self._interpreter_checked:
+            clean.ensure(self._interpreter)
+            self._interpreter_checked = True
+        return self._interpreter
 
     # -- running ---------------------------------------------------------------------------
 

@@ -1,176 +1,50 @@
-"""The zygote: a process per function revision that has imported the handler and forks
-instances on request; and :class:`ZygoteHandle`, the pool's end of it.
+"""The pool's end of a zygote: :class:`ZygoteHandle` starts one, asks it for forks and
+learns how its instances end.
 
-The zygote (``python -m cumulo.runtime.zygote --control-fd N --code-dir D --handler H``)
-imports the runtime and the handler's module once, freezes the heap (``gc.freeze()``, so
-forked instances share its pages), and then, single-threaded, waits for fork requests on its
-``SOCK_SEQPACKET`` socket (messages in :mod:`cumulo.runtime.protocol`). It becomes a child
-subreaper, so processes that instances leave behind are reaped here and a killed process
-group disappears at once. It exits when the pool closes the socket; instances live on in
-their own sessions until the pool kills them (or they see their own control socket close).
+The zygote itself (what runs in that process) is :mod:`cumulo_runtime.zygote`, under
+``runtime/guest``: a process per function revision that has imported the handler's module,
+with the function's code, environment and layers on its path, and forks instances on
+request. Messages are described in :mod:`cumulo_runtime.protocol`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
-import ctypes
-import gc
 import json
 import logging
 import os
-import selectors
-import signal
+import shutil
 import socket
-import sys
-import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from cumulo.runtime import bootstrap, protocol
+from cumulo.runtime.guest.cumulo_runtime import protocol
 
 logger = logging.getLogger(__name__)
 
-#: Module run with ``python -m`` to start a zygote.
-ZYGOTE_MODULE = "cumulo.runtime.zygote"
-
-_PR_SET_CHILD_SUBREAPER = 36
+#: Module run with ``python -m`` to start a zygote (on the clean interpreter).
+ZYGOTE_MODULE = "cumulo_runtime.zygote"
 
 #: What a fork request yields: the instance's pid and a future of its exit code.
 _Forked = tuple[int, "asyncio.Future[int | None]"]
 _FORK_TIMEOUT_S = 10.0
 
 
+#: Python's flags for zygotes and instances: isolated (no ``PYTHON*`` variables, no user
+#: site, no current directory on the path) and writing no ``.pyc`` into read-only trees.
+ISOLATED_FLAGS = ("-I", "-B")
+
+
+def site_dir_args(site_dirs: Sequence[Path]) -> list[str]:
+    """``--site-dir D`` for each folder, in order (the runtime's command-line form)."""
+    return [arg for site_dir in site_dirs for arg in ("--site-dir", str(site_dir))]
+
+
 class ZygoteError(Exception):
     """The zygote could not be started, or did not answer a fork request."""
-
-
-# -- inside the zygote -------------------------------------------------------------------
-
-
-class _Zygote:
-    def __init__(self, channel: socket.socket, handler: str) -> None:
-        self.channel = channel
-        self.handler = handler
-        self.children: set[int] = set()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        self.selector = selectors.DefaultSelector()
-
-    def serve(self) -> None:
-        signal.set_wakeup_fd(self.wake_w)
-        # A Python-level handler is needed for the wakeup fd to be written on SIGCHLD.
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self.selector.register(self.channel, selectors.EVENT_READ)
-        self.selector.register(self.wake_r, selectors.EVENT_READ)
-        while True:
-            for key, _ in self.selector.select():
-                if key.fileobj is self.channel:
-                    message, fds, _, _ = socket.recv_fds(
-                        self.channel, protocol.MAX_ZYGOTE_MESSAGE_BYTES, 3
-                    )
-                    if not message:
-                        return  # the pool is gone or done with us
-                    self._fork(message, fds)
-                else:
-                    with contextlib.suppress(BlockingIOError):
-                        while os.read(self.wake_r, 4096):
-                            pass
-            self._reap()
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self.channel.send(json.dumps(message).encode())
-
-    def _fork(self, message: bytes, fds: list[int]) -> None:
-        try:
-            request = protocol.decode_body(message)
-            if len(fds) != 3:
-                raise ValueError(f"a fork request needs 3 file descriptors, got {len(fds)}")
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()  # or the child would write our buffered output again
-            pid = os.fork()
-        except (OSError, ValueError) as exc:
-            for fd in fds:
-                os.close(fd)
-            self._send({"error": f"{type(exc).__name__}: {exc}"})
-            return
-        if pid == 0:
-            try:
-                self._become_instance(request, fds)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(70)
-        for fd in fds:
-            os.close(fd)
-        self.children.add(pid)
-        self._send({"pid": pid})
-
-    def _become_instance(self, request: dict[str, Any], fds: list[int]) -> NoReturn:
-        control_fd, stdout_fd, stderr_fd = fds
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.selector.close()
-        self.channel.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
-        os.setsid()
-        bootstrap.die_with_parent()
-        os.dup2(stdout_fd, 1)
-        os.dup2(stderr_fd, 2)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(control_fd, 3)
-        os.closerange(4, os.sysconf("SC_OPEN_MAX"))
-        os.set_inheritable(3, False)  # the handler's children must not keep it open
-        control = socket.socket(fileno=3)
-        bootstrap.become_instance(request["instance_dir"], request["env"])
-        bootstrap.serve(control, self.handler)
-
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid in self.children:
-                self.children.discard(pid)
-                self._send({"exited": pid, "status": status})
-
-
-def _become_subreaper() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the zygote process."""
-    parser = argparse.ArgumentParser(prog="python -m cumulo.runtime.zygote")
-    parser.add_argument("--control-fd", type=int, required=True)
-    parser.add_argument("--code-dir", required=True)
-    parser.add_argument("--handler", required=True)
-    args = parser.parse_args(argv)
-    os.set_inheritable(args.control_fd, False)
-    channel = socket.socket(fileno=args.control_fd)
-    bootstrap.die_with_parent()
-    _become_subreaper()
-    sys.path.insert(0, args.code_dir)
-    import_error = bootstrap.preload(args.handler)
-    zygote = _Zygote(channel, args.handler)
-    gc.collect()
-    gc.freeze()
-    zygote._send({"ready": True, "pid": os.getpid(), "import_error": import_error})
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        zygote.serve()
-
-
-# -- in the pool -------------------------------------------------------------------------
 
 
 class ZygoteHandle:
@@ -181,6 +55,7 @@ class ZygoteHandle:
         self.process = process
         self.pid = process.pid
         self.import_error: str | None = None
+        self.directory: Path | None = None
         self._channel = channel
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
@@ -200,17 +75,22 @@ class ZygoteHandle:
         code_dir: Path,
         handler: str,
         env: dict[str, str],
+        site_dirs: Sequence[Path] = (),
         timeout_s: float,
         module: str = ZYGOTE_MODULE,
         name: str = "",
+        directory: Path | None = None,
     ) -> ZygoteHandle:
-        """Start a zygote and wait until it has imported the handler's module (an import
-        error does not fail the start: see :attr:`import_error`). Raises
-        :class:`ZygoteError` if it exits or does not get ready within ``timeout_s``."""
+        """Start a zygote on ``python`` (cumulo's clean interpreter) with ``code_dir`` and
+        then ``site_dirs`` on its path, and wait until it has imported the handler's module
+        (an import error does not fail the start: see :attr:`import_error`). ``directory``
+        (its ``HOME``, with ``TMPDIR`` inside) is the zygote's own and goes when it is closed.
+        Raises :class:`ZygoteError` if it exits or does not get ready within ``timeout_s``."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = await asyncio.create_subprocess_exec(
                 python,
+                *ISOLATED_FLAGS,
                 "-m",
                 module,
                 "--control-fd",
@@ -219,6 +99,7 @@ class ZygoteHandle:
                 str(code_dir),
                 "--handler",
                 handler,
+                *site_dir_args(site_dirs),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -229,11 +110,14 @@ class ZygoteHandle:
             )
         except OSError as exc:
             ours.close()
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
             raise ZygoteError(f"cannot start a zygote with {python}: {exc}") from exc
         finally:
             theirs.close()
         ours.setblocking(False)
         zygote = cls(process, ours)
+        zygote.directory = directory
         zygote._output_task = asyncio.create_task(zygote._log_output(name or handler))
         try:
             ready = await asyncio.wait_for(zygote._ready, timeout_s)
@@ -308,6 +192,9 @@ class ZygoteHandle:
         if self._output_task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._output_task, 1.0)
+        if self.directory is not None:
+            directory, self.directory = self.directory, None
+            await asyncio.to_thread(shutil.rmtree, directory, True)
 
     def _on_readable(self) -> None:
         try:
@@ -382,7 +269,3 @@ class ZygoteHandle:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,11 +1,16 @@
 """The loop that runs inside an instance: read an invocation, call the handler, answer.
 
 Stdlib only and small, because it is imported by every zygote before it forks. An instance is
-normally a fork of its function's zygote (:mod:`cumulo.runtime.zygote`), which calls
+normally a fork of its function's zygote (:mod:`cumulo_runtime.zygote`), which calls
 :func:`become_instance` and :func:`serve`; as a fallback the pool spawns one directly with
-``python -m cumulo.runtime.bootstrap --control-fd N --code-dir D --handler H``, which reads a
-setup frame from the control socket first. The wire format is in
-:mod:`cumulo.runtime.protocol`.
+``python -I -B -m cumulo_runtime.bootstrap --control-fd N --code-dir D --handler H
+[--site-dir S ...]``, which reads a setup frame from the control socket first. The wire format
+is in :mod:`cumulo_runtime.protocol`.
+
+Both start on cumulo's clean interpreter (a virtual environment with nothing installed but a
+``.pth`` naming this runtime's folder), so ``sys.path`` holds the standard library and this
+runtime; :func:`set_import_path` then puts the function's code, its environment and its
+layers in front, in that order.
 
 The handler runs in the main thread, so it may install its own signal handlers (a graceful
 terminate sends SIGTERM to the instance's process group).
@@ -27,7 +32,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from cumulo.runtime import protocol
+from . import protocol
 
 Handler = Callable[[Any, "Context"], Any]
 
@@ -76,6 +81,18 @@ def split_handler(spec: str) -> tuple[str, str]:
     if not dot or not module or not func:
         raise ValueError(f"handler {spec!r} must look like 'file.function'")
     return module, func
+
+
+def set_import_path(code_dir: str, site_dirs: list[str]) -> None:
+    """Put the function's code first on ``sys.path``, then ``site_dirs`` (its environment,
+    then its layers, the first listed winning), and run the ``.pth`` files of those (some
+    installed packages need theirs)."""
+    import site
+
+    sys.path[0:0] = [code_dir, *site_dirs]
+    for site_dir in site_dirs:
+        # Already on the path, so not added again: only its .pth files are read.
+        site.addsitedir(site_dir)
 
 
 def preload(spec: str) -> str | None:
@@ -221,10 +238,11 @@ def _exit_code(exc: SystemExit) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of an instance spawned without a zygote."""
-    parser = argparse.ArgumentParser(prog="python -m cumulo.runtime.bootstrap")
+    parser = argparse.ArgumentParser(prog="python -m cumulo_runtime.bootstrap")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--code-dir", required=True)
     parser.add_argument("--handler", required=True)
+    parser.add_argument("--site-dir", action="append", default=[])
     args = parser.parse_args(argv)
     try:
         die_with_parent()
@@ -233,7 +251,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         setup = protocol.recv_frame(control)
         if setup is None:
             os._exit(0)
-        sys.path.insert(0, args.code_dir)
+        set_import_path(args.code_dir, args.site_dir)
         become_instance(setup["instance_dir"], setup["env"])
         serve(control, args.handler)
     except BaseException:
