@@ -22,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from cumulo.api import builds as build_routes
 from cumulo.api import code as code_routes
 from cumulo.api import functions as function_routes
 from cumulo.api import invocations as invocation_routes
 from cumulo.api import keys as key_routes
+from cumulo.api import layers as layer_routes
 from cumulo.api import ops as ops_routes
 from cumulo.api import triggers as trigger_routes
 from cumulo.api import versions as version_routes
@@ -36,10 +38,15 @@ from cumulo.bus.base import Bus
 from cumulo.bus.local import LocalBus
 from cumulo.bus.nats import NatsBus
 from cumulo.console import console_app
+from cumulo.deps import indexes
+from cumulo.deps.environments import Environments
+from cumulo.deps.installer import UvInstaller, find_uv
 from cumulo.engine.admission import Admission, GroupCommit
+from cumulo.engine.builds import Builder
 from cumulo.engine.dispatcher import Dispatcher
 from cumulo.engine.functions import Functions
 from cumulo.engine.keys import Keys
+from cumulo.engine.layers import Layers
 from cumulo.engine.limits import QpsLimiter
 from cumulo.engine.logs import LogCollector, last_seq
 from cumulo.engine.recovery import Recovery
@@ -80,8 +87,21 @@ class Cumulo:
             interpreter=self.interpreter,
         )
         self.codes = CodeCache(settings.data_dir / "code", self.store.load_code)
-        self.functions = Functions(self.store, settings)
-        self.versions = Versions(self.store, self.functions)
+        self.installer = UvInstaller(
+            uv=find_uv(),
+            python=self.interpreter.python,
+            indexes=indexes.IndexConfig(),
+            cache_dir=settings.deps_cache_dir,
+            timeout_s=settings.install_timeout_s,
+        )
+        self.environments = Environments(
+            root=settings.data_dir / "envs",
+            store=self.store,
+            installer=self.installer,
+            interpreter_tag=self.interpreter.tag,
+            node_id=settings.node_id,
+            lease_s=settings.lease_s,
+        )
         self.box = secret_box(settings)
         self.keys = Keys(self.store, self.store, self.box)
         self.logs = LogCollector(
@@ -90,6 +110,22 @@ class Cumulo:
             flush_interval_s=settings.log_flush_interval_s,
             cap_bytes=settings.max_log_bytes_per_invocation,
         )
+        self.layers = Layers(
+            self.store, self.store, self.store, self.codes, self.environments, settings
+        )
+        self.builder = Builder(
+            store=self.store,
+            bus=self.bus,
+            codes=self.codes,
+            environments=self.environments,
+            layers=self.layers,
+            logs=self.logs,
+            settings=settings,
+        )
+        self.layers.on_publish(self.builder.start_layer_build)
+        self.functions = Functions(self.store, settings, self.layers, self.builder)
+        self.builder.on_applied(self.functions.changed)
+        self.versions = Versions(self.store, self.functions)
         self.dispatcher = Dispatcher(
             settings=settings,
             store=self.store,
@@ -98,6 +134,8 @@ class Cumulo:
             functions=self.functions,
             versions=self.versions,
             codes=self.codes,
+            environments=self.environments,
+            layers=self.layers,
             logs=self.logs,
             metrics=self.metrics,
         )
@@ -124,6 +162,8 @@ class Cumulo:
         if self.settings.store_url is None:
             self._lock = lock_data_dir(self.settings.data_dir)
         await asyncio.to_thread(clean.ensure, self.interpreter)
+        self.installer.indexes = await asyncio.to_thread(index_settings, self.settings)
+        log.info("dependencies: uv, %s", self.installer.indexes.describe())
         if isinstance(self.bus, NatsBus):
             await self.bus.connect()  # before anything publishes or subscribes
         await self.store.open()
@@ -132,6 +172,7 @@ class Cumulo:
         if settled:
             log.warning("settled %d invocations lost by the previous run", len(settled))
         self.commits.start()
+        await self.builder.start()
         await self.dispatcher.start()
         self.timers.start()
         self.recovery.start()
@@ -140,6 +181,7 @@ class Cumulo:
 
     async def stop(self) -> None:
         await self.timers.stop()
+        await self.builder.stop()
         await self.recovery.stop()
         await self.dispatcher.stop()
         await self.commits.stop()
@@ -184,6 +226,17 @@ class Cumulo:
     async def _function_changed(self, fn: Function) -> None:
         self.dispatcher.know(fn)
         await self.pool.forget(fn.id)
+
+
+def index_settings(settings: Settings) -> indexes.IndexConfig:
+    """The host's pip index settings, with the server's own flags winning."""
+    return indexes.with_overrides(
+        indexes.from_pip(),
+        index_url=settings.index_url,
+        extra_index_urls=settings.extra_index_urls,
+        find_links=settings.find_links,
+        no_index=settings.no_index,
+    )
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -282,6 +335,8 @@ def create_app(settings: Settings, token: str | None = None) -> InvokeFastPath:
             *invocation_routes.routes,
             *key_routes.routes,
             *code_routes.routes,
+            *build_routes.routes,
+            *layer_routes.routes,
             *scf_routes.routes,
             Mount("/console", app=console_app(core)),
             Route("/console", lambda request: RedirectResponse("/console/"), methods=["GET"]),

@@ -14,10 +14,13 @@
     │   ├── FunctionNotFound (ResourceNotFound.Function)
     │   ├── NamespaceNotFound (ResourceNotFound.Namespace)
     │   └── InvocationNotFound (ResourceNotFound.AsyncEvent)
+    ├── LimitExceeded (400 LimitExceeded[.<What>])
     ├── Conflict (409)
     │   ├── FunctionExists (ResourceInUse.Function)
+    │   ├── FunctionChanged (FailedOperation.FunctionChanged)
     │   ├── NamespaceExists (ResourceInUse.Namespace)
-    │   └── AsyncRunLocked (UnsupportedOperation.AsyncRunEnable)
+    │   ├── AsyncRunLocked (UnsupportedOperation.AsyncRunEnable)
+    │   └── FunctionUnavailable (ResourceUnavailable.Function)
     ├── RequestLimitExceeded (429, carries retry_after_s)
     ├── ConcurrencyLimitExceeded (429 ResourceInsufficient.Concurrency)
     ├── StoreUnavailable (503 InternalError.Store)
@@ -127,6 +130,26 @@ class NamespaceExists(Conflict):
 
 class AsyncRunLocked(Conflict):
     code = "UnsupportedOperation.AsyncRunEnable"
+
+
+class FunctionChanged(Conflict):
+    """A write lost to another one of the same function (its revision moved on)."""
+
+    code = "FailedOperation.FunctionChanged"
+
+
+class FunctionUnavailable(Conflict):
+    """The function cannot run now: its first build is still running, or it failed."""
+
+    code = "ResourceUnavailable.Function"
+
+
+class LimitExceeded(CumuloError):
+    """Something is larger than the operator allows (an unpacked package, code with its
+    layers and environment)."""
+
+    http_status = 400
+    code = "LimitExceeded"
 
 
 class RequestLimitExceeded(CumuloError):

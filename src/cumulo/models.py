@@ -67,10 +67,33 @@ class Namespace:
     created_at: float = 0.0
 
 
+class FunctionState(enum.StrEnum):
+    """Where a function's code stands (Lambda's ``State``, SCF's ``Status``): ``pending``
+    while its environment builds, ``active`` once it can run, ``failed`` when the last build
+    failed (the reason is in ``state_reason``)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRef:
+    """A function's use of one version of a layer."""
+
+    name: str
+    version: int
+
+
 @dataclass(frozen=True, slots=True)
 class Function:
     """A function's configuration. ``revision`` grows by one on every change of config or code;
-    the runtime keys its zygotes on ``(id, revision)``."""
+    the runtime keys its zygotes on ``(id, revision)``.
+
+    The row always holds the code that serves. ``ready`` is whether there is any: false only
+    until the first build of a new function succeeds. A build of new code (``build_id``)
+    replaces the code only when it succeeds; until then the last good code keeps serving.
+    """
 
     id: str
     namespace: str
@@ -92,6 +115,131 @@ class Function:
     updated_at: float = 0.0
     #: ``$LATEST`` for the function itself; a version's number (as text) for a snapshot.
     version: str = "$LATEST"
+    state: FunctionState = FunctionState.ACTIVE
+    #: Why the last build failed (the installer's own words), or empty.
+    state_reason: str = ""
+    ready: bool = True
+    #: The installed environment (``requirements.txt``) its code runs with, if any.
+    deps_key: str | None = None
+    #: In order: the first one listed wins when two hold the same module.
+    layers: tuple[LayerRef, ...] = ()
+    #: Install the package's ``requirements.txt`` (SCF's ``InstallDependency``).
+    install_dependency: bool = True
+    #: The latest build of this function's code (running, or how it ended).
+    build_id: str | None = None
+
+    @property
+    def scf_status(self) -> str:
+        """SCF's ``Status``: Creating / Updating, Active, CreateFailed / UpdateFailed."""
+        if self.state is FunctionState.ACTIVE:
+            return "Active"
+        if self.state is FunctionState.PENDING:
+            return "Updating" if self.ready else "Creating"
+        return "UpdateFailed" if self.ready else "CreateFailed"
+
+
+class BuildStatus(enum.StrEnum):
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildTarget:
+    """What a build makes ready: a code package (a function's, or a layer version's) with
+    the handler it serves."""
+
+    code_sha256: str
+    code_size_bytes: int
+    handler: str = ""
+    install_dependency: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """One build of a function's code (or of a layer version): its ``requirements.txt``
+    resolved and installed (or found installed already: ``reused``). Its log lines are
+    stored like an invocation's, under the build's ``id``."""
+
+    id: str
+    status: BuildStatus
+    target: BuildTarget
+    created_at: float
+    #: Whose build: a function (``function_id``, ``namespace``, ``function_name``) or a
+    #: layer version (``layer_name``, ``layer_version``).
+    function_id: str | None = None
+    namespace: str = ""
+    function_name: str = ""
+    layer_name: str | None = None
+    layer_version: int | None = None
+    #: The node running it and until when (renewed while it runs; another node takes over
+    #: a build whose lease ran out).
+    node_id: str | None = None
+    lease_expires_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: float | None = None
+    deps_key: str | None = None
+    reused: bool = False
+    installed_bytes: int | None = None
+    #: ``(name, version)`` of every installed package.
+    packages: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
+
+
+class EnvironmentStatus(enum.StrEnum):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """An installed package set, shared by every function and layer that asks for it. Its
+    ``key`` is the SHA-256 of the resolved requirements and the interpreter's tag."""
+
+    key: str
+    requirements: str
+    interpreter: str
+    status: EnvironmentStatus
+    created_at: float
+    builder: str | None = None
+    lease_expires_at: float | None = None
+    size_bytes: int = 0
+    packages: tuple[tuple[str, str], ...] = ()
+    build_ms: float = 0.0
+    #: Since when nothing uses it (it is removed after the grace period); None while used.
+    unused_since: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerVersion:
+    """A published, immutable version of a layer: a zip whose ``python/`` folder (else its
+    root) goes on the import path of the functions that use it, with its own
+    ``requirements.txt`` installed like a function's."""
+
+    name: str
+    version: int
+    code_sha256: str
+    code_size_bytes: int
+    unpacked_bytes: int
+    created_at: float
+    description: str = ""
+    compatible_runtimes: tuple[str, ...] = ()
+    license_info: str = ""
+    state: FunctionState = FunctionState.ACTIVE
+    state_reason: str = ""
+    deps_key: str | None = None
+    build_id: str | None = None
+
+    @property
+    def scf_status(self) -> str:
+        """SCF's layer ``Status``: Publishing, Active, PublishFailed."""
+        return {
+            FunctionState.PENDING: "Publishing",
+            FunctionState.ACTIVE: "Active",
+            FunctionState.FAILED: "PublishFailed",
+        }[self.state]
 
 
 @dataclass(frozen=True, slots=True)

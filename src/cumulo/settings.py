@@ -31,6 +31,23 @@ class Settings:
     max_zip_bytes: int = 50 * 1024 * 1024
     max_environment_bytes: int = 4 * 1024
     default_max_qps: int = 1_000
+    #: A function's code, layers and installed environment together, unpacked.
+    max_function_bytes: int = 500 * 1000 * 1000
+
+    # Dependencies (requirements.txt and layers).
+    #: One resolve or install may take this long.
+    install_timeout_s: float = 600.0
+    #: An environment nothing uses any more is removed after this long.
+    env_gc_grace_s: float = 3600.0
+    #: Whether requirements files may name indexes (--index-url, --find-links, ...).
+    allow_index_options: bool = True
+    #: Index settings that win over the host's pip configuration.
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    #: The installer's cache; ``None`` is uv's own default (shared with the host's uv).
+    deps_cache_dir: Path | None = None
 
     # Dispatching.
     max_instances: int = 256

@@ -84,6 +84,9 @@ async def put_code(request: Request) -> Response:
     core = authorized(request)
     handler = request.query_params.get("handler")
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    install = request.query_params.get("install_dependency", "true").lower() not in (
+        "0", "false", "no"
+    )  # fmt: skip
     if content_type in ("application/zip", "application/octet-stream"):
         raw = await read_body(request, core.settings.max_zip_bytes)
         package = v.check_zip(raw, core.settings)
@@ -92,10 +95,15 @@ async def put_code(request: Request) -> Response:
         handler = body.get("handler", handler)
         if handler is not None and not isinstance(handler, str):
             raise InvalidParameter("handler must be a string", field="handler")
+        install = body.get("install_dependency", install)
+        if not isinstance(install, bool):
+            raise InvalidParameter(
+                "install_dependency must be true or false", field="install_dependency"
+            )
         code = body.get("code", body)
         package = v.package_code(code, core.settings)
     fn = await core.functions.put_code(
-        request.path_params["ns"], request.path_params["fn"], package, handler
+        request.path_params["ns"], request.path_params["fn"], package, handler, install
     )
     return json_response(function_json(fn))
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cumulo.errors import CumuloError, MalformedJSON, PayloadTooLarge, Unauthorized
-from cumulo.models import Function, Invocation, Namespace
+from cumulo.models import Build, Function, Invocation, LayerVersion, Namespace
 
 if TYPE_CHECKING:
     from cumulo.app import Cumulo
@@ -128,6 +128,55 @@ def function_json(fn: Function) -> dict[str, Any]:
         "version": fn.version,
         "created_at": iso(fn.created_at),
         "updated_at": iso(fn.updated_at),
+        "state": fn.state.value,
+        "state_reason": fn.state_reason,
+        "scf_status": fn.scf_status,
+        "ready": fn.ready,
+        "environment_id": fn.deps_key,
+        "layers": [{"name": ref.name, "version": ref.version} for ref in fn.layers],
+        "install_dependency": fn.install_dependency,
+        "build_id": fn.build_id,
+    }
+
+
+def build_json(build: Build) -> dict[str, Any]:
+    return {
+        "id": build.id,
+        "status": build.status.value,
+        "namespace": build.namespace or None,
+        "function": build.function_name or None,
+        "layer": None
+        if build.layer_name is None
+        else {"name": build.layer_name, "version": build.layer_version},
+        "code_sha256": build.target.code_sha256,
+        "handler": build.target.handler or None,
+        "created_at": iso(build.created_at),
+        "finished_at": iso(build.finished_at),
+        "duration_ms": build.duration_ms,
+        "environment_id": build.deps_key,
+        "reused": build.reused,
+        "installed_bytes": build.installed_bytes,
+        "packages": [{"name": name, "version": version} for name, version in build.packages],
+        "reason": build.reason,
+    }
+
+
+def layer_json(layer: LayerVersion) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "version": layer.version,
+        "description": layer.description,
+        "code_sha256": layer.code_sha256,
+        "code_size_bytes": layer.code_size_bytes,
+        "unpacked_bytes": layer.unpacked_bytes,
+        "compatible_runtimes": list(layer.compatible_runtimes),
+        "license_info": layer.license_info,
+        "state": layer.state.value,
+        "state_reason": layer.state_reason,
+        "scf_status": layer.scf_status,
+        "environment_id": layer.deps_key,
+        "build_id": layer.build_id,
+        "created_at": iso(layer.created_at),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -79,19 +79,7 @@ async def logs(request: Request) -> Response:
     core = authorized(request)
     ns, rid = request.path_params["ns"], request.path_params["id"]
     await core.store.get_invocation(ns, rid)  # 404 for an unknown id
-    after = _int(
-        request.headers.get("last-event-id") or request.query_params.get("after", "0"),
-        "after",
-        0,
-        2**62,
-    )
-    if request.query_params.get("follow", "").lower() in ("1", "true", "yes"):
-        return StreamingResponse(
-            follow_logs(core, ns, rid, after),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return StreamingResponse(_ndjson(core, rid, after), media_type="application/x-ndjson")
+    return log_response(core, request, rid, invocation_end(core, ns, rid))
 
 
 async def _ndjson(core: Cumulo, rid: str, after: int) -> AsyncIterator[bytes]:
@@ -99,9 +87,32 @@ async def _ndjson(core: Cumulo, rid: str, after: int) -> AsyncIterator[bytes]:
         yield b"".join(orjson.dumps(line_json(line)) + b"\n" for line in page)
 
 
-async def follow_logs(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[bytes]:
-    """Replay what is stored after ``after``, then live lines, then ``end``. Subscribing
-    before reading the store leaves no gap (lines are persisted before they are published)."""
+#: Reads whether the thing whose log is followed has ended: its ``end`` event's data, or
+#: ``None`` while it goes on.
+EndCheck = Callable[[], Awaitable[dict[str, object] | None]]
+
+
+def invocation_end(core: Cumulo, ns: str, rid: str) -> EndCheck:
+    """The :data:`EndCheck` of an invocation: its status once terminal."""
+
+    async def ended() -> dict[str, object] | None:
+        inv = await core.store.get_invocation(ns, rid)
+        if not inv.status.terminal:
+            return None
+        return {"request_id": rid, "status": inv.status.value, "scf_status": inv.status.scf_name}
+
+    return ended
+
+
+def follow_logs(core: Cumulo, ns: str, rid: str, after: int) -> AsyncIterator[bytes]:
+    """An invocation's log as SSE (see :func:`follow`)."""
+    return follow(core, rid, after, invocation_end(core, ns, rid))
+
+
+async def follow(core: Cumulo, rid: str, after: int, ended: EndCheck) -> AsyncIterator[bytes]:
+    """Replay what is stored after ``after``, then live lines, then ``end`` (an
+    invocation's or a build's log, stored and published under ``rid``). Subscribing before
+    reading the store leaves no gap (lines are persisted before they are published)."""
     sub = await core.bus.subscribe(subject(rid))
     messages = sub.__aiter__()
     # One pending read, kept across keepalives: cancelling it would end the iterator.
@@ -112,14 +123,14 @@ async def follow_logs(core: Cumulo, ns: str, rid: str, after: int) -> AsyncItera
             for line in page:
                 last = line.seq
                 yield _sse_line(line)
-        inv = await core.store.get_invocation(ns, rid)
-        while not inv.status.terminal:
+        end = await ended()
+        while end is None:
             if pending is None:
                 pending = asyncio.ensure_future(anext(messages))
             done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
             if not done:
                 yield b": keepalive\n\n"
-                inv = await core.store.get_invocation(ns, rid)
+                end = await ended()
                 continue
             ready, pending = pending, None
             try:
@@ -132,20 +143,37 @@ async def follow_logs(core: Cumulo, ns: str, rid: str, after: int) -> AsyncItera
                     if item["seq"] > last:
                         last = item["seq"]
                         yield _sse_event("log", item["seq"], item)
-            elif Status(msg["status"]).terminal:
-                break
+            else:
+                end = await ended()
         async for page in stored_lines(core.store, rid, last):
             for line in page:
                 last = line.seq
                 yield _sse_line(line)
-        inv = await core.store.get_invocation(ns, rid)
-        end = {"request_id": rid, "status": inv.status.value, "scf_status": inv.status.scf_name}
+        end = await ended() or end
         yield b"event: end\ndata: " + orjson.dumps(end) + b"\n\n"
     finally:
         if pending is not None:
             pending.cancel()
         with contextlib.suppress(Exception):
             await sub.close()
+
+
+def log_response(core: Cumulo, request: Request, rid: str, ended: EndCheck) -> Response:
+    """The log of ``rid``: NDJSON, or SSE followed live with ``?follow=1`` (resumable with
+    ``Last-Event-ID`` or ``?after=``)."""
+    after = _int(
+        request.headers.get("last-event-id") or request.query_params.get("after", "0"),
+        "after",
+        0,
+        2**62,
+    )
+    if request.query_params.get("follow", "").lower() in ("1", "true", "yes"):
+        return StreamingResponse(
+            follow(core, rid, after, ended),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return StreamingResponse(_ndjson(core, rid, after), media_type="application/x-ndjson")
 
 
 def _sse_line(line: LogLine) -> bytes:

@@ -150,6 +150,73 @@ from cumulo.settings import DEFAULT_PORT, Settings
     help="Accept SCF calls whose body is not signed (the SDKs' unsignedPayload).",
 )
 @_option(
+    "--max-function-mb",
+    envvar="CUMULO_MAX_FUNCTION_MB",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    metavar="MB",
+    help="A function's code, layers and installed requirements together, unpacked "
+    "(checked at upload and at build).",
+)
+@_option(
+    "--install-timeout",
+    envvar="CUMULO_INSTALL_TIMEOUT",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Longest a resolve or an install of a requirements.txt may take.",
+)
+@_option(
+    "--env-gc-grace",
+    envvar="CUMULO_ENV_GC_GRACE",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="An installed environment that nothing uses any more is removed after this long.",
+)
+@_option(
+    "--index-url",
+    envvar="CUMULO_INDEX_URL",
+    metavar="URL",
+    help="The package index for requirements.txt (default: what pip on this host uses).",
+)
+@_option(
+    "--extra-index-url",
+    envvar="CUMULO_EXTRA_INDEX_URL",
+    multiple=True,
+    metavar="URL",
+    help="More indexes (repeat; replaces pip's extra-index-url).",
+)
+@_option(
+    "--find-links",
+    envvar="CUMULO_FIND_LINKS",
+    multiple=True,
+    metavar="PATH|URL",
+    help="A folder or page of wheels, e.g. an offline wheelhouse (repeat; replaces pip's).",
+)
+@_option(
+    "--no-index",
+    envvar="CUMULO_NO_INDEX",
+    is_flag=True,
+    help="Install only from --find-links (air-gapped).",
+)
+@_option(
+    "--deny-index-options",
+    envvar="CUMULO_DENY_INDEX_OPTIONS",
+    is_flag=True,
+    help="Refuse --index-url, --find-links and the like inside functions' requirements files.",
+)
+@_option(
+    "--deps-cache-dir",
+    envvar="CUMULO_DEPS_CACHE_DIR",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The installer's (uv's) cache. Default: uv's own, shared with the host's uv.",
+)
+@_option(
     "--log-level",
     envvar="CUMULO_LOG_LEVEL",
     default="info",
@@ -175,6 +242,15 @@ def server(
     lease: float,
     scf_max_skew: float,
     scf_allow_unsigned_payload: bool,
+    max_function_mb: int,
+    install_timeout: float,
+    env_gc_grace: float,
+    index_url: str | None,
+    extra_index_url: tuple[str, ...],
+    find_links: tuple[str, ...],
+    no_index: bool,
+    deny_index_options: bool,
+    deps_cache_dir: Path | None,
     log_level: str,
 ) -> None:
     """Run a cumulo server (blocks; prints the admin token on first start)."""
@@ -199,6 +275,15 @@ def server(
         lease_s=lease,
         scf_max_skew_s=scf_max_skew,
         scf_allow_unsigned_payload=scf_allow_unsigned_payload,
+        max_function_bytes=max_function_mb * 1000 * 1000,
+        install_timeout_s=install_timeout,
+        env_gc_grace_s=env_gc_grace,
+        index_url=index_url,
+        extra_index_urls=extra_index_url,
+        find_links=find_links,
+        no_index=no_index,
+        allow_index_options=not deny_index_options,
+        deps_cache_dir=deps_cache_dir.resolve() if deps_cache_dir else None,
     )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

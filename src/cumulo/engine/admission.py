@@ -18,9 +18,15 @@ import orjson
 from cumulo.engine.dispatcher import Dispatcher
 from cumulo.engine.functions import Functions
 from cumulo.engine.limits import QpsLimiter
-from cumulo.errors import InvalidParameter, MalformedJSON, PayloadTooLarge, RequestLimitExceeded
+from cumulo.errors import (
+    FunctionUnavailable,
+    InvalidParameter,
+    MalformedJSON,
+    PayloadTooLarge,
+    RequestLimitExceeded,
+)
 from cumulo.metrics import Metrics
-from cumulo.models import Function, Invocation, InvocationType, Status
+from cumulo.models import Function, FunctionState, Invocation, InvocationType, Status
 from cumulo.settings import Settings
 from cumulo.store.base import QueueStore
 
@@ -107,8 +113,12 @@ class Admission:
         and its row is committed.
 
         Raises ``MalformedJSON``, ``PayloadTooLarge``, ``InvalidParameter`` (idempotency key),
-        ``RequestLimitExceeded`` (async-run past ``max_qps``; nothing is recorded).
+        ``RequestLimitExceeded`` (async-run past ``max_qps``; nothing is recorded),
+        ``FunctionUnavailable`` (no code to run yet: a sync call while the first build runs,
+        any call once it failed; async calls made while it builds wait queued).
         """
+        if not fn.ready:
+            check_runnable(fn, kind)
         self.check_size(len(body), kind, fn)
         event = _event_text(body)
         if idempotency_key is not None:
@@ -186,6 +196,20 @@ class Admission:
             max_attempts=1 + fn.retry_attempts if retry else 1,
             expires_at=now + (fn.max_event_age_s if retry else NEVER_S),
             idempotency_key=key,
+        )
+
+
+def check_runnable(fn: Function, kind: InvocationType) -> None:
+    """Raise ``FunctionUnavailable`` for a call that a function without code cannot take."""
+    if fn.state is FunctionState.FAILED:
+        raise FunctionUnavailable(
+            f"function {fn.name} has no code that can run: its build failed: {fn.state_reason}"
+            " (fix it and upload the code again)"
+        )
+    if kind is InvocationType.SYNC:
+        raise FunctionUnavailable(
+            f"function {fn.name} is pending: its environment is still building; retry once it"
+            " is active, or invoke it asynchronously (the call then waits queued)"
         )
 
 

@@ -7,6 +7,9 @@ every node, so ``max_concurrency`` holds cluster-wide for async runs; sync runs 
 running row and count on their node only. Claimed rows are leased to this node and the
 lease is renewed by a heartbeat; every terminal write is fenced on the lease, so a node that
 lost its lease cannot overwrite the outcome recovery wrote.
+
+Rows of a function that has no code to run yet (its first build is still running, or
+failed) are not claimed: they wait, queued, until a build makes it ready.
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ import logging
 import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 
 from cumulo.bus.base import Bus
+from cumulo.deps.environments import Environments
+from cumulo.deps.installer import InstallError
 from cumulo.engine.functions import Functions
+from cumulo.engine.layers import Layers
 from cumulo.engine.logs import LogCollector, LogWriter, last_seq, subject
 from cumulo.engine.outcome import apply_outcome
 from cumulo.engine.versions import Versions
 from cumulo.errors import CumuloError, FunctionNotFound, NotFound
 from cumulo.metrics import Metrics
-from cumulo.models import Function, Invocation, Status, TerminateMode
+from cumulo.models import LATEST, Function, Invocation, Status, TerminateMode
 from cumulo.runtime.base import Pool, RunOutcome, RunRequest
 from cumulo.runtime.codecache import CodeCache
 from cumulo.settings import Settings
@@ -47,6 +54,8 @@ class Dispatcher:
         functions: Functions,
         versions: Versions,
         codes: CodeCache,
+        environments: Environments,
+        layers: Layers,
         logs: LogCollector,
         metrics: Metrics,
     ) -> None:
@@ -57,6 +66,8 @@ class Dispatcher:
         self._functions = functions
         self._versions = versions
         self._codes = codes
+        self._environments = environments
+        self._layers = layers
         self._logs = logs
         self._metrics = metrics
         self._node = settings.node_id
@@ -69,6 +80,9 @@ class Dispatcher:
         self._limited: dict[str, int] = {}
         #: Functions whose config this node has read (so their limit is known).
         self._known: set[str] = set()
+        #: Functions with no code to run yet: id → (namespace, name), read again each
+        #: discovery round (another node's build may have made them ready).
+        self._not_ready: dict[str, tuple[str, str]] = {}
         self._leased: dict[str, Invocation] = {}
         self._terminating: dict[str, TerminateMode] = {}
         #: Runs whose lease the heartbeat found gone (recovery elsewhere owns their fate).
@@ -105,6 +119,10 @@ class Dispatcher:
             self._limited[fn.id] = fn.max_concurrency
         else:
             self._limited.pop(fn.id, None)
+        if not fn.ready and fn.version == LATEST:
+            self._not_ready[fn.id] = (fn.namespace, fn.name)
+        elif self._not_ready.pop(fn.id, None) is not None:
+            self.hint(fn.id)  # its queued rows can run now
 
     async def _learn_functions(self) -> None:
         """Read every function's config (and limit) from the store."""
@@ -164,6 +182,7 @@ class Dispatcher:
             for fid in await self._store.queued_function_ids(now):
                 self._with_work.setdefault(fid, None)
             self._discover_at = now + self._s.poll_interval_s
+            await self._reread_not_ready()
         unknown = [fid for fid in self._with_work if fid not in self._known]
         if unknown:
             # Made on another node: read its limit before claiming any of its rows. An id
@@ -174,6 +193,8 @@ class Dispatcher:
         for fid in list(self._with_work):
             if free <= 0:
                 break
+            if fid in self._not_ready:
+                continue  # no code to run yet; it is woken when a build makes it ready
             limit = self._limited.get(fid)
             room = free if limit is None else min(free, limit - self._per_function[fid])
             if room <= 0:
@@ -192,6 +213,18 @@ class Dispatcher:
             for inv in rows:
                 self._start(inv)
         return claimed_any
+
+    async def _reread_not_ready(self) -> None:
+        for fid, (namespace, name) in list(self._not_ready.items()):
+            try:
+                fn = await self._store.get_function(namespace, name)
+            except FunctionNotFound:
+                self._not_ready.pop(fid, None)
+                continue
+            if fn.id == fid:
+                self.know(fn)
+            else:
+                self._not_ready.pop(fid, None)
 
     def _start(self, inv: Invocation) -> None:
         slot = _Slot(self, inv.function_id)
@@ -268,7 +301,14 @@ class Dispatcher:
     ) -> RunOutcome:
         """Run in the pool; the slot is given back as soon as the instance is free, so the
         next claim goes to the store together with this run's ``finish``."""
-        code_dir = await self._codes.path(fn.code_sha256)
+        try:
+            code_dir = await self._codes.path(fn.code_sha256)
+            site_dirs = await self._site_dirs(fn)
+        except (CumuloError, InstallError) as exc:
+            slot.release()
+            message = getattr(exc, "message", str(exc))
+            writer.platform(f"the function's files are not available on this node: {message}")
+            return _unavailable(message)
         request = RunRequest(
             function=fn,
             code_dir=code_dir,
@@ -276,6 +316,7 @@ class Dispatcher:
             event=inv.event,
             timeout_s=fn.timeout_s,
             function_version=fn.version,
+            site_dirs=site_dirs,
         )
         self._metrics.run_started()
         run = asyncio.create_task(self._pool.run(request, writer))
@@ -288,6 +329,12 @@ class Dispatcher:
             return await run
         finally:
             slot.release()
+
+    async def _site_dirs(self, fn: Function) -> tuple[Path, ...]:
+        """The function's environment, then its layers, as import-path folders (installed
+        on this node first if another node built them)."""
+        dirs = [await self._environments.path(fn.deps_key)] if fn.deps_key else []
+        return (*dirs, *await self._layers.site_dirs(fn.layers))
 
     async def _finish_without_run(
         self,
@@ -405,6 +452,18 @@ class Dispatcher:
             del self._per_function[function_id]
         self._slot_freed.set()
         self._wake.set()
+
+
+def _unavailable(message: str) -> RunOutcome:
+    return RunOutcome(
+        status=Status.FAILED,
+        result=None,
+        error={"type": "EnvironmentUnavailable", "message": message, "traceback": ""},
+        duration_ms=0.0,
+        peak_memory_mb=0.0,
+        cold_start=True,
+        instance_pid=0,
+    )
 
 
 class _Slot:

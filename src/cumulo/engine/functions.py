@@ -1,5 +1,13 @@
 """Functions: create, read, change, replace code, delete, with validation; and the cache the
-admission hot path reads them from."""
+admission hot path reads them from.
+
+Code with a ``requirements.txt`` (unless ``install_dependency`` is false) is not served
+until its build succeeded (:mod:`cumulo.engine.builds`): a new function is ``pending`` and
+has no code to run yet; a function whose code is replaced keeps serving the old code while
+the new one builds. Code without one is served at once. Every write of a function's row is
+fenced on its revision and retried when another write came first, so a change of config
+never undoes a build that applied meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,10 @@ from dataclasses import replace
 from typing import Any
 
 from cumulo.engine import validation as v
-from cumulo.errors import AsyncRunLocked, InvalidParameter
-from cumulo.models import Function
+from cumulo.engine.builds import Builder
+from cumulo.engine.layers import Layers
+from cumulo.errors import AsyncRunLocked, FunctionChanged, InvalidParameter
+from cumulo.models import Build, BuildTarget, Function, FunctionState, LayerRef
 from cumulo.settings import Settings
 from cumulo.store.base import FunctionStore
 
@@ -26,9 +36,12 @@ CREATE_FIELDS = frozenset(
     {
         "name", "handler", "code", "timeout_s", "memory_mb", "environment", "async_run",
         "max_qps", "max_concurrency", "retry_attempts", "max_event_age_s", "description",
+        "layers", "install_dependency",
     }
 )  # fmt: skip
-PATCH_FIELDS = CREATE_FIELDS - {"name", "code"}
+PATCH_FIELDS = CREATE_FIELDS - {"name", "code", "install_dependency"}
+#: Attempts at a write that keeps losing to concurrent writes of the same function.
+_WRITE_ATTEMPTS = 20
 
 #: Seconds a cached function may be stale when another node changed it.
 CACHE_TTL_S = 2.0
@@ -39,14 +52,24 @@ OnChange = Callable[[Function], Awaitable[None]]
 
 
 class Functions:
-    def __init__(self, store: FunctionStore, settings: Settings) -> None:
+    def __init__(
+        self, store: FunctionStore, settings: Settings, layers: Layers, builder: Builder
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._layers = layers
+        self._builder = builder
         self._cache: dict[tuple[str, str], tuple[float, Function]] = {}
         self._listeners: list[OnChange] = []
 
     def on_change(self, listener: OnChange) -> None:
         self._listeners.append(listener)
+
+    async def changed(self, fn: Function) -> None:
+        """Tell the listeners (and the cache) that ``fn`` is as given now (a build applied)."""
+        self._remember(fn)
+        for listener in self._listeners:
+            await listener(fn)
 
     async def create(self, namespace: str, body: Mapping[str, Any]) -> Function:
         _reject_unknown(body, CREATE_FIELDS)
@@ -60,6 +83,11 @@ class Functions:
                 field="code",
             )
         package = v.package_code(body["code"], self._settings)
+        install = body.get("install_dependency", True)
+        if not isinstance(install, bool):
+            raise InvalidParameter(
+                "install_dependency must be true or false", field="install_dependency"
+            )
         default_timeout = DEFAULT_ASYNC_RUN_TIMEOUT_S if async_run else DEFAULT_TIMEOUT_S
         default_timeout = min(default_timeout, self._settings.max_async_timeout_s)
         now = time.time()
@@ -81,10 +109,20 @@ class Functions:
             created_at=now,
             updated_at=now,
         )
-        fn = self._apply(fn, body)
+        fn = replace(
+            await self._apply_layers(self._apply(fn, body), body, package),
+            install_dependency=install,
+        )
         v.check_handler_in_package(fn.handler, package)
+        build = None
+        if package.has_requirements and install:
+            target = BuildTarget(package.sha256, package.size_bytes, fn.handler, install)
+            build = self._builder.new_function_build(fn, target)
+            fn = replace(fn, state=FunctionState.PENDING, ready=False, build_id=build.id)
         await self._store.save_code(package.sha256, package.zip_bytes)
         created = await self._store.create_function(fn)
+        if build is not None:
+            await self._builder.launch(build)
         self._remember(created)
         for listener in self._listeners:
             await listener(created)
@@ -107,32 +145,68 @@ class Functions:
 
     async def patch(self, namespace: str, name: str, body: Mapping[str, Any]) -> Function:
         _reject_unknown(body, PATCH_FIELDS, hint="name and code cannot be changed here")
-        current = await self._store.get_function(namespace, name)
-        if "async_run" in body and body["async_run"] != current.async_run:
-            raise AsyncRunLocked(
-                "async_run is chosen when a function is created and can never change; create a "
-                "new function to switch async execution " + ("off" if current.async_run else "on")
-            )
-        changed = self._apply(current, body)
-        if "handler" in body:
-            zip_bytes = await self._store.load_code(current.code_sha256)
-            v.check_handler_in_package(changed.handler, v.CodePackage(zip_bytes, "-"))
-        return await self._save(changed)
+
+        async def change(current: Function) -> Function:
+            if "async_run" in body and body["async_run"] != current.async_run:
+                raise AsyncRunLocked(
+                    "async_run is chosen when a function is created and can never change; "
+                    "create a new function to switch async execution "
+                    + ("off" if current.async_run else "on")
+                )
+            changed = self._apply(current, body)
+            if "handler" in body or "layers" in body:
+                zip_bytes = await self._store.load_code(current.code_sha256)
+                package = v.check_zip(zip_bytes, self._settings)
+                v.check_handler_in_package(changed.handler, package)
+                changed = await self._apply_layers(changed, body, package)
+            return changed
+
+        return await self._save(namespace, name, change)
 
     async def put_code(
-        self, namespace: str, name: str, package: v.CodePackage, handler: str | None
+        self,
+        namespace: str,
+        name: str,
+        package: v.CodePackage,
+        handler: str | None,
+        install_dependency: bool = True,
     ) -> Function:
-        current = await self._store.get_function(namespace, name)
-        new_handler = v.check_handler(handler) if handler else current.handler
-        v.check_handler_in_package(new_handler, package)
+        """Replace the code. With a ``requirements.txt`` to install, the new code is built
+        first (the answer is ``pending``, the old code serving meanwhile); otherwise it
+        serves at once."""
         await self._store.save_code(package.sha256, package.zip_bytes)
-        changed = replace(
-            current,
-            handler=new_handler,
-            code_sha256=package.sha256,
-            code_size_bytes=package.size_bytes,
-        )
-        return await self._save(changed)
+        launched: list[Build] = []
+
+        async def change(current: Function) -> Function:
+            new_handler = v.check_handler(handler) if handler else current.handler
+            v.check_handler_in_package(new_handler, package)
+            await self._check_size(package, current.layers)
+            if package.has_requirements and install_dependency:
+                target = BuildTarget(
+                    package.sha256, package.size_bytes, new_handler, install_dependency
+                )
+                build = self._builder.new_function_build(current, target)
+                launched[:] = [build]
+                return replace(current, state=FunctionState.PENDING, state_reason="",
+                               build_id=build.id)  # fmt: skip
+            launched.clear()
+            return replace(
+                current,
+                handler=new_handler,
+                code_sha256=package.sha256,
+                code_size_bytes=package.size_bytes,
+                install_dependency=install_dependency,
+                deps_key=None,
+                state=FunctionState.ACTIVE,
+                state_reason="",
+                ready=True,
+                build_id=None,
+            )
+
+        saved = await self._save(namespace, name, change)
+        for build in launched:
+            await self._builder.launch(build)
+        return saved
 
     async def delete(self, namespace: str, name: str) -> None:
         fn = await self._store.get_function(namespace, name)
@@ -141,14 +215,46 @@ class Functions:
         for listener in self._listeners:
             await listener(fn)
 
-    async def _save(self, fn: Function) -> Function:
-        saved = await self._store.update_function(
-            replace(fn, revision=fn.revision + 1, updated_at=time.time())
-        )
-        self._remember(saved)
-        for listener in self._listeners:
-            await listener(saved)
-        return saved
+    async def _save(
+        self, namespace: str, name: str, change: Callable[[Function], Awaitable[Function]]
+    ) -> Function:
+        """Read the function, ``change`` it, write it fenced on its revision; again from the
+        read when another write came first."""
+        for _ in range(_WRITE_ATTEMPTS):
+            current = await self._store.get_function(namespace, name)
+            changed = await change(current)
+            try:
+                saved = await self._store.update_function(
+                    replace(changed, revision=current.revision + 1, updated_at=time.time()),
+                    current.revision,
+                )
+            except FunctionChanged:
+                continue
+            self._remember(saved)
+            for listener in self._listeners:
+                await listener(saved)
+            return saved
+        raise FunctionChanged(f"function {name!r} keeps changing under this write; retry")
+
+    async def _apply_layers(
+        self, fn: Function, body: Mapping[str, Any], package: v.CodePackage
+    ) -> Function:
+        """``fn`` with the body's ``layers`` (if any), checked, and its size checked."""
+        layers = await self._layers.check_refs(body["layers"]) if "layers" in body else fn.layers
+        await self._check_size(package, layers, fn.deps_key)
+        return replace(fn, layers=layers)
+
+    async def _check_size(
+        self, package: v.CodePackage, layers: tuple[LayerRef, ...], deps_key: str | None = None
+    ) -> None:
+        """Raise ``LimitExceeded`` when code and layers (and a known environment) together
+        pass the limit; an environment still to be installed is checked by its build."""
+        parts = {"code": package.unpacked_bytes, **await self._layers.sizes(layers)}
+        if deps_key:
+            env = await self._layers.environment(deps_key)
+            if env is not None:
+                parts["environment"] = env.size_bytes
+        v.check_function_size(parts, self._settings)
 
     def _remember(self, fn: Function) -> None:
         self._cache[(fn.namespace, fn.name)] = (time.monotonic(), fn)

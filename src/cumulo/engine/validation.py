@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cumulo.errors import InvalidParameter, PayloadTooLarge
+from cumulo.errors import InvalidParameter, LimitExceeded, PayloadTooLarge
 from cumulo.settings import Settings
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,59}$")
@@ -34,10 +34,19 @@ DESCRIPTION_MAX = 1000
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+#: Entries a code package may hold (a guard against packages of millions of empty files).
+MAX_ZIP_ENTRIES = 100_000
+REQUIREMENTS_FILE = "requirements.txt"
+
+
 @dataclass(frozen=True, slots=True)
 class CodePackage:
     zip_bytes: bytes
     sha256: str
+    #: What it takes on disk once unpacked (the sum of its entries' sizes).
+    unpacked_bytes: int = 0
+    #: It has a ``requirements.txt`` at its root.
+    has_requirements: bool = False
 
     @property
     def size_bytes(self) -> int:
@@ -179,15 +188,62 @@ def check_zip(data: bytes, settings: Settings) -> CodePackage:
         raise _too_large(len(data), settings)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = zf.namelist()
+            entries = zf.infolist()
+            unpacked = sum(entry.file_size for entry in entries)
+            # Sizes are checked before anything is decompressed: a zip bomb is refused here,
+            # at upload, and never unpacked (extraction cannot outgrow the declared sizes).
+            check_unpacked_size(unpacked, settings)
+            if len(entries) > MAX_ZIP_ENTRIES:
+                raise LimitExceeded(
+                    f"the code package has {len(entries)} entries; at most {MAX_ZIP_ENTRIES} "
+                    "are allowed",
+                    code="LimitExceeded.CodeEntries",
+                )
             bad = zf.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise InvalidParameter(f"code is not a valid zip file: {exc}", field="zip_file") from exc
     if bad is not None:
         raise InvalidParameter(f"code zip is corrupt at {bad!r}", field="zip_file")
-    for name in names:
-        _check_member(name)
-    return CodePackage(zip_bytes=data, sha256=hashlib.sha256(data).hexdigest())
+    for entry in entries:
+        _check_member(entry.filename)
+    return CodePackage(
+        zip_bytes=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        unpacked_bytes=unpacked,
+        has_requirements=any(e.filename == REQUIREMENTS_FILE for e in entries),
+    )
+
+
+def check_unpacked_size(unpacked_bytes: int, settings: Settings) -> None:
+    """Raise ``LimitExceeded`` (``LimitExceeded.CodeUnpackedSize``) for a package that
+    would unpack past the server's limit on a function's files."""
+    limit = settings.max_function_bytes
+    if unpacked_bytes > limit:
+        raise LimitExceeded(
+            f"the code package unpacks to {_mb(unpacked_bytes)}, over the limit of "
+            f"{_mb(limit)} for a function's code, layers and environment together "
+            "(the server's --max-function-mb)",
+            code="LimitExceeded.CodeUnpackedSize",
+        )
+
+
+def check_function_size(parts: dict[str, int], settings: Settings) -> None:
+    """Raise ``LimitExceeded`` (``LimitExceeded.FunctionSize``) when the parts of a
+    function (``{"code": bytes, "layer x:1": bytes, "environment": bytes, ...}``) together
+    pass the server's limit; the message lists them."""
+    limit = settings.max_function_bytes
+    total = sum(parts.values())
+    if total > limit:
+        shown = ", ".join(f"{name} {_mb(size)}" for name, size in parts.items())
+        raise LimitExceeded(
+            f"the function would take {_mb(total)} unpacked ({shown}), over the limit of "
+            f"{_mb(limit)} (the server's --max-function-mb)",
+            code="LimitExceeded.FunctionSize",
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def check_handler_in_package(handler: str, package: CodePackage) -> None:

@@ -19,8 +19,8 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from cumulo.engine.functions import Functions
-from cumulo.errors import InvalidParameter, NotFound
-from cumulo.models import LATEST, Alias, Function, FunctionVersion
+from cumulo.errors import FunctionUnavailable, InvalidParameter, NotFound
+from cumulo.models import LATEST, Alias, Function, FunctionState, FunctionVersion
 from cumulo.store.base import AliasStore, VersionStore
 
 ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$")
@@ -51,8 +51,16 @@ class Versions:
     # --- versions -------------------------------------------------------------------
 
     async def publish(self, namespace: str, name: str, description: str = "") -> FunctionVersion:
-        """Snapshot the function's current code and configuration as its next version."""
+        """Snapshot the function's serving code and configuration (with its installed
+        environment and layers) as its next version. Raises ``FunctionUnavailable`` while
+        the function has no code that runs yet. A build in progress is not part of it."""
         fn = await self._functions.get(namespace, name)
+        if not fn.ready:
+            raise FunctionUnavailable(
+                f"function {name} has no code that runs yet ({fn.state.value}); publish a "
+                "version once it is active"
+            )
+        fn = replace(fn, state=FunctionState.ACTIVE, state_reason="", build_id=None)
         published = await self._store.publish_version(fn, _description(description), time.time())
         self._snapshots[(fn.id, published.version)] = (time.monotonic(), published)
         return published

@@ -13,11 +13,15 @@ from typing import Any, Protocol
 from cumulo.models import (
     Alias,
     ApiKey,
+    Build,
+    Environment,
     Function,
+    FunctionState,
     FunctionVersion,
     Invocation,
     InvocationFilter,
     InvocationOrder,
+    LayerVersion,
     LogLine,
     Namespace,
     Page,
@@ -57,12 +61,16 @@ class FunctionStore(Protocol):
     async def list_functions(self, namespace: str) -> list[Function]:
         """By name."""
 
-    async def update_function(self, function: Function) -> Function:
-        """Replace the row of ``function.id``; stores ``revision`` and ``updated_at`` as given.
-        Raises ``FunctionNotFound``."""
+    async def update_function(self, function: Function, expected_revision: int) -> Function:
+        """Replace the row of ``function.id`` if its revision is still ``expected_revision``;
+        stores ``revision`` and ``updated_at`` as given. Raises ``FunctionNotFound``;
+        ``FunctionChanged`` when another write came first (read again and retry)."""
+
+    async def get_function_by_id(self, function_id: str) -> Function:
+        """Raises ``FunctionNotFound``."""
 
     async def delete_function(self, namespace: str, name: str) -> None:
-        """Raises ``FunctionNotFound``. Invocations stay until purged."""
+        """Raises ``FunctionNotFound``. Invocations stay until purged; its builds go."""
 
 
 class QueueStore(Protocol):
@@ -220,6 +228,77 @@ class TriggerStore(Protocol):
         """Raises ``NotFound``."""
 
 
+class BuildStore(Protocol):
+    """Builds of functions' code and of layer versions. A running build is leased to its
+    node like a running invocation; another node takes over one whose lease ran out."""
+
+    async def create_build(self, build: Build) -> Build: ...
+
+    async def get_build(self, build_id: str) -> Build:
+        """Raises ``NotFound`` (``ResourceNotFound.Build``)."""
+
+    async def finish_build(self, build: Build, node_id: str) -> bool:
+        """Write how it ended, only while it is ``building`` on ``node_id``."""
+
+    async def renew_builds(self, node_id: str, build_ids: Sequence[str], until: float) -> set[str]:
+        """Extend the leases of these builds of ``node_id``; the ids still held."""
+
+    async def take_orphaned_builds(self, node_id: str, now: float, until: float) -> list[Build]:
+        """Builds whose node stopped (every running one, on an exclusive store), now leased
+        to ``node_id`` until ``until``."""
+
+    async def apply_build(
+        self, function_id: str, build_id: str, changes: Mapping[str, Any]
+    ) -> Function | None:
+        """Set ``changes`` on the function (revision + 1) while ``build_id`` is its latest
+        build; ``None`` when superseded (or the function is gone)."""
+
+
+class EnvironmentStore(Protocol):
+    """Installed package sets, shared by content across functions, layers and nodes."""
+
+    async def claim_environment(
+        self, env: Environment, node_id: str, now: float, until: float
+    ) -> Environment:
+        """The row for ``env.key``: made (or taken over, when it failed or its builder's
+        lease ran out) as ``building`` by ``node_id``, or as it stands. Only the holder
+        (``builder == node_id``) installs; others wait for ``ready`` or ``failed``."""
+
+    async def get_environment(self, key: str) -> Environment | None: ...
+
+    async def finish_environment(self, env: Environment, node_id: str) -> bool:
+        """Record a finished install (ready or failed), only while ``node_id`` holds it."""
+
+    async def renew_environment(self, key: str, node_id: str, until: float) -> bool: ...
+
+    async def list_environments(self) -> list[Environment]: ...
+
+    async def sweep_environments(self, now: float, grace_s: float) -> list[str]:
+        """Note which environments nothing uses any more (functions, published versions,
+        layer versions, running builds); delete those unused for over ``grace_s``; return
+        the keys deleted (each node then removes its own tree)."""
+
+
+class LayerStore(Protocol):
+    """Published layer versions; numbers are never given out twice."""
+
+    async def publish_layer(self, layer: LayerVersion) -> LayerVersion:
+        """Insert as the next version of ``layer.name`` (its ``version`` is ignored)."""
+
+    async def get_layer_version(self, name: str, version: int) -> LayerVersion:
+        """Raises ``NotFound`` (``ResourceNotFound.LayerVersion``)."""
+
+    async def list_layer_versions(self, name: str | None = None) -> list[LayerVersion]:
+        """Live versions, by name and number."""
+
+    async def update_layer_state(
+        self, name: str, version: int, state: FunctionState, reason: str, deps_key: str | None
+    ) -> None: ...
+
+    async def delete_layer_version(self, name: str, version: int) -> None:
+        """Raises ``NotFound``; ``Conflict`` (``ResourceInUse.Layer``) while in use."""
+
+
 class LogStore(Protocol):
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         """Persist lines (one transaction). A repeated ``(request_id, seq)`` is ignored."""
@@ -240,6 +319,9 @@ class Store(
     AliasStore,
     KeyStore,
     TriggerStore,
+    BuildStore,
+    EnvironmentStore,
+    LayerStore,
     Protocol,
 ):
     """Everything the engine needs from the database, plus its life cycle."""

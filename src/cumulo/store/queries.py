@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
 from cumulo.errors import (
+    FunctionChanged,
     FunctionExists,
     FunctionNotFound,
     InvalidParameter,
@@ -40,6 +41,7 @@ from cumulo.models import (
     Status,
     TerminateMode,
 )
+from cumulo.store.builds import delete_function_builds
 from cumulo.store.catalog import delete_function_catalog
 from cumulo.store.engine import (
     insert_ignoring_conflicts,
@@ -177,14 +179,17 @@ def list_functions(conn: sa.Connection, namespace: str) -> list[Function]:
     return [function_from_row(row) for row in rows]
 
 
-def update_function(conn: sa.Connection, function: Function) -> Function:
-    """Replace every column of the row of ``function.id``. Raises ``FunctionNotFound``,
-    ``FunctionExists``, ``NamespaceNotFound``."""
+def update_function(conn: sa.Connection, function: Function, expected_revision: int) -> Function:
+    """Replace every column of the row of ``function.id``, only if its revision is still
+    ``expected_revision``. Raises ``FunctionNotFound``, ``FunctionExists``,
+    ``NamespaceNotFound``; ``FunctionChanged`` when another write came first."""
     values = function_values(function)
     del values["id"]
     try:
         updated = conn.execute(
-            sa.update(functions).where(functions.c.id == function.id).values(values)
+            sa.update(functions)
+            .where(functions.c.id == function.id, functions.c.revision == expected_revision)
+            .values(values)
         )
     except sa.exc.IntegrityError as exc:
         conflict = _function_conflict(exc, function)
@@ -192,6 +197,9 @@ def update_function(conn: sa.Connection, function: Function) -> Function:
             raise
         raise conflict from exc
     if updated.rowcount == 0:
+        exists = conn.scalar(sa.select(functions.c.id).where(functions.c.id == function.id))
+        if exists is not None:
+            raise FunctionChanged(f"function {function.name!r} was changed at the same time; retry")
         raise FunctionNotFound(
             f"function {function.name!r} not found in namespace {function.namespace!r}"
         )
@@ -208,6 +216,9 @@ def delete_function(conn: sa.Connection, namespace: str, name: str) -> None:
     if function_id is None:
         raise FunctionNotFound(f"function {name!r} not found in namespace {namespace!r}")
     delete_function_catalog(conn, function_id)
+    build_ids = delete_function_builds(conn, function_id)
+    if build_ids:
+        conn.execute(sa.delete(log_lines).where(log_lines.c.request_id.in_(build_ids)))
     conn.execute(sa.delete(functions).where(functions.c.id == function_id))
 
 

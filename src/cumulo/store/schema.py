@@ -19,9 +19,11 @@ from cumulo.models import (
     Alias,
     ApiKey,
     Function,
+    FunctionState,
     FunctionVersion,
     Invocation,
     InvocationType,
+    LayerRef,
     LogLine,
     LogStream,
     Namespace,
@@ -70,6 +72,13 @@ functions = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("state", sa.String, nullable=False, server_default="active"),
+    sa.Column("state_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("deps_key", sa.String, nullable=True),
+    sa.Column("layers", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("install_dependency", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("build_id", sa.String, nullable=True),
     sa.UniqueConstraint("namespace", "name", name="uq_functions_namespace_name"),
 )
 
@@ -250,11 +259,27 @@ def function_values(function: Function) -> dict[str, Any]:
         "revision": function.revision,
         "created_at": function.created_at,
         "updated_at": function.updated_at,
+        "state": function.state.value,
+        "state_reason": function.state_reason,
+        "ready": function.ready,
+        "deps_key": function.deps_key,
+        "layers": layers_text(function.layers),
+        "install_dependency": function.install_dependency,
+        "build_id": function.build_id,
     }
 
 
+def layers_text(layers: Sequence[LayerRef]) -> str:
+    return orjson.dumps([{"name": ref.name, "version": ref.version} for ref in layers]).decode()
+
+
+def layers_from_text(text: str) -> tuple[LayerRef, ...]:
+    return tuple(LayerRef(item["name"], int(item["version"])) for item in orjson.loads(text))
+
+
 def function_from_row(row: Any) -> Function:
-    """From a ``functions`` row, or anything with its columns as attributes."""
+    """From a ``functions`` row, or anything with its columns as attributes (a version's
+    snapshot made before a column existed has the column's default)."""
     return Function(
         id=row.id,
         namespace=row.namespace,
@@ -274,6 +299,13 @@ def function_from_row(row: Any) -> Function:
         revision=row.revision,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        state=FunctionState(getattr(row, "state", "active")),
+        state_reason=getattr(row, "state_reason", ""),
+        ready=bool(getattr(row, "ready", True)),
+        deps_key=getattr(row, "deps_key", None),
+        layers=layers_from_text(getattr(row, "layers", "[]")),
+        install_dependency=bool(getattr(row, "install_dependency", True)),
+        build_id=getattr(row, "build_id", None),
     )
 
 

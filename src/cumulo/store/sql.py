@@ -38,6 +38,7 @@ from cumulo.models import (
 from cumulo.store import catalog, queries, queue, sqlite_fast
 from cumulo.store import engine as db
 from cumulo.store.backends import make_backend
+from cumulo.store.sql_builds import BuildsFacade
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(BuildsFacade):
     """The store on ``sqlite:///path`` (also spelt ``sqlite+aiosqlite:///path``) or
     ``postgresql+asyncpg://...``.
 
@@ -173,11 +174,12 @@ class SqlStore:
         """By name; empty for an unknown namespace."""
         return await self._read(queries.list_functions, namespace)
 
-    async def update_function(self, function: Function) -> Function:
+    async def update_function(self, function: Function, expected_revision: int) -> Function:
         """Replace the row of ``function.id`` (every column, ``revision`` and ``updated_at``
-        as given). Raises ``FunctionNotFound``; ``FunctionExists`` when renamed onto
-        another function."""
-        return await self._write(queries.update_function, function)
+        as given) if its revision is still ``expected_revision``. Raises
+        ``FunctionNotFound``; ``FunctionExists`` when renamed onto another function;
+        ``FunctionChanged`` when another write came first."""
+        return await self._write(queries.update_function, function, expected_revision)
 
     async def delete_function(self, namespace: str, name: str) -> None:
         """Raises ``FunctionNotFound``. Invocations stay until purged."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from cumulo.store import schema_builds  # noqa: F401 - its tables are part of metadata
 from cumulo.store.schema import metadata
 
 
