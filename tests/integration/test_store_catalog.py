@@ -79,7 +79,7 @@ async def test_snapshot_round_trip_equals_the_function(store: SqlStore) -> None:
 
     # Changing the function afterwards leaves the snapshot as it was.
     changed = dataclasses.replace(fn, environment={"LEVEL": "info"}, revision=8, timeout_s=1.0)
-    await store.update_function(changed)
+    await store.update_function(changed, fn.revision)
     assert await store.get_version(fn.id, 1) == published
     second = await store.publish_version(changed, "", T0 + 1)
     assert second.function == dataclasses.replace(changed, version="2")

@@ -18,6 +18,7 @@ from factories import make_function, make_invocation, make_log_line
 
 from cumulo.errors import (
     Conflict,
+    FunctionChanged,
     FunctionExists,
     FunctionNotFound,
     InvalidParameter,
@@ -104,7 +105,11 @@ async def test_function_life_cycle(store: SqlStore) -> None:
     assert await store.list_functions("nowhere") == []
 
     changed = dataclasses.replace(fn, timeout_s=60.0, revision=2, updated_at=T0 + 5)
-    assert await store.update_function(changed) == changed
+    assert await store.update_function(changed, fn.revision) == changed
+    assert await store.get_function("default", "resize") == changed
+    # Fenced on the revision: a write that read the function before this one is refused.
+    with pytest.raises(FunctionChanged):
+        await store.update_function(dataclasses.replace(fn, timeout_s=5.0), fn.revision)
     assert await store.get_function("default", "resize") == changed
 
     await store.delete_function("default", "resize")
@@ -121,12 +126,12 @@ async def test_function_errors(store: SqlStore) -> None:
     with pytest.raises(FunctionNotFound):
         await store.get_function("default", "g")
     with pytest.raises(FunctionNotFound):
-        await store.update_function(make_function(name="g"))
+        await store.update_function(make_function(name="g"), 1)
     with pytest.raises(FunctionNotFound):
         await store.delete_function("default", "g")
     other = await store.create_function(make_function(name="other"))
     with pytest.raises(FunctionExists):
-        await store.update_function(dataclasses.replace(other, name=fn.name))
+        await store.update_function(dataclasses.replace(other, name=fn.name), other.revision)
 
 
 async def test_deleting_a_function_keeps_its_invocations(store: SqlStore) -> None:

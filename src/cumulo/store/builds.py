@@ -320,7 +320,9 @@ def layer_users(conn: sa.Connection, name: str, version: int) -> list[str]:
     ]
     snapshots = conn.execute(
         sa.select(function_versions.c.version, function_versions.c.config).where(
-            function_versions.c.deleted.is_(False), function_versions.c.config.like(pattern)
+            # The snapshot holds the layers as JSON text inside JSON: match the bare name.
+            function_versions.c.deleted.is_(False),
+            function_versions.c.config.like(f"%{name}%"),
         )
     )
     for row in snapshots:
