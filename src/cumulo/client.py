@@ -19,7 +19,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -224,14 +224,19 @@ class Client:
         zip_bytes: bytes,
         handler: str | None = None,
         progress: Progress | None = None,
+        install_dependency: bool = True,
     ) -> dict[str, Any]:
         """Replace the function's code with a zip package, streamed in
-        ``UPLOAD_CHUNK_BYTES`` chunks, calling ``progress`` after each one."""
-        params = {"handler": handler} if handler else None
+        ``UPLOAD_CHUNK_BYTES`` chunks, calling ``progress`` after each one. With a
+        ``requirements.txt`` to install the answer is ``pending`` (the old code serves until
+        the build succeeds: see :meth:`wait_built`)."""
+        params: dict[str, str] = {"handler": handler} if handler else {}
+        if not install_dependency:
+            params["install_dependency"] = "false"
         response = await self._request(
             "PUT",
             self._fn(name) + "/code",
-            params=params,
+            params=params or None,
             content=_chunks(zip_bytes, progress),
             headers={"Content-Type": "application/zip", "Content-Length": str(len(zip_bytes))},
         )
@@ -239,6 +244,77 @@ class Client:
 
     async def delete_function(self, name: str) -> None:
         await self._request("DELETE", self._fn(name))
+
+    # -- builds and layers --------------------------------------------------------------
+
+    async def get_build(self, name: str) -> dict[str, Any]:
+        """The function's latest build (``status`` building / succeeded / failed, timings,
+        ``installed_bytes``, ``packages``, ``reused``, ``reason``). Raises ``ApiError`` 404
+        ``ResourceNotFound.Build`` when its code has had nothing to install."""
+        return _json(await self._request("GET", self._fn(name) + "/build"))
+
+    async def build_logs(self, name: str, after: int = 0) -> list[dict[str, Any]]:
+        """The latest build's log lines so far."""
+        response = await self._request(
+            "GET", self._fn(name) + "/build/logs", params={"after": after}
+        )
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+    def follow_build_logs(
+        self, name: str, last_event_id: int | None = None
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
+        """As :meth:`follow_logs`, for the function's latest build: ``("log", line)`` as the
+        installer prints, then ``("end", {"build_id", "status", "reason"})``."""
+        return self._follow(self._fn(name) + "/build/logs", last_event_id, 5)
+
+    async def wait_built(self, name: str, timeout_s: float) -> dict[str, Any]:
+        """Poll until the function is not ``pending`` any more; return it (``state``
+        ``active`` or ``failed``, with ``state_reason``). Raises ``TimeoutError``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            function = await self.get_function(name)
+            if function.get("state") != "pending":
+                return function
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"function {name} still pending after {timeout_s} s")
+            await asyncio.sleep(0.2)
+
+    async def publish_layer(
+        self,
+        name: str,
+        *,
+        files: Mapping[str, str] | None = None,
+        zip_bytes: bytes | None = None,
+        description: str = "",
+        compatible_runtimes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Publish the next version of layer ``name`` (its ``python/`` folder, else its root,
+        goes on the path of the functions that list it; a ``requirements.txt`` at its root
+        is installed, the version ``pending`` until then)."""
+        body = {
+            "code": _code_body(files, zip_bytes),
+            "description": description,
+            "compatible_runtimes": list(compatible_runtimes),
+        }
+        path = f"/v1/layers/{quote(name, safe='')}/versions"
+        return _json(await self._request("POST", path, json=body))
+
+    async def list_layers(self) -> list[dict[str, Any]]:
+        """The newest version of each layer."""
+        return list(_json(await self._request("GET", "/v1/layers"))["items"])
+
+    async def list_layer_versions(self, name: str) -> list[dict[str, Any]]:
+        path = f"/v1/layers/{quote(name, safe='')}/versions"
+        return list(_json(await self._request("GET", path))["items"])
+
+    async def get_layer_version(self, name: str, version: int) -> dict[str, Any]:
+        path = f"/v1/layers/{quote(name, safe='')}/versions/{int(version)}"
+        return _json(await self._request("GET", path))
+
+    async def delete_layer_version(self, name: str, version: int) -> None:
+        """Raises ``ApiError`` 409 ``ResourceInUse.Layer`` while a function uses it."""
+        path = f"/v1/layers/{quote(name, safe='')}/versions/{int(version)}"
+        await self._request("DELETE", path)
 
     # -- versions and aliases -----------------------------------------------------------
 
@@ -395,7 +471,7 @@ class Client:
         )
         return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
-    async def follow_logs(
+    def follow_logs(
         self,
         request_id: str,
         last_event_id: int | None = None,
@@ -408,12 +484,17 @@ class Client:
         A stream cut before its end is resumed (``Last-Event-ID``) up to
         ``reconnect_attempts`` times in a row, so no line is lost or repeated; past that the
         last error is raised. Use it in ``contextlib.aclosing()`` to stop early."""
+        return self._follow(self._inv(request_id) + "/logs", last_event_id, reconnect_attempts)
+
+    async def _follow(
+        self, path: str, last_event_id: int | None, reconnect_attempts: int
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream"}
             if last_event_id is not None:
                 headers["Last-Event-ID"] = str(last_event_id)
-            events = self._sse(request_id, headers)
+            events = self._sse(path, headers)
             try:
                 async for kind, data, event_id in events:
                     failures = 0
@@ -481,9 +562,8 @@ class Client:
         return response
 
     async def _sse(
-        self, request_id: str, headers: dict[str, str]
+        self, path: str, headers: dict[str, str]
     ) -> AsyncGenerator[tuple[str, dict[str, Any], int | None]]:
-        path = self._inv(request_id) + "/logs"
         # No read timeout: a running function may stay silent for hours.
         timeout = httpx.Timeout(self.timeout_s, read=None)
         try:
