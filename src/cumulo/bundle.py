@@ -41,6 +41,8 @@ CONFIG_KEYS = frozenset(
         "retry_attempts",
         "max_event_age_s",
         "description",
+        "layers",
+        "install_dependency",
     }
 )
 #: Directory names never packaged: caches, virtualenvs, version control.
