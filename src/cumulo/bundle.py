@@ -198,7 +198,12 @@ async def deploy_bundle(
             f"never changes: `cumulo rm {name}` and deploy again",
         )
     handler = config.pop("handler", None)
-    function = await client.put_code(name, zip_bytes, handler=handler, progress=progress)
+    install = bool(config.pop("install_dependency", True))
+    # Config first: new layers, limits and variables are in place when the new code's build
+    # applies (a change of config never undoes it: writes are fenced on the revision).
     if config:
-        function = await client.update_function(name, **config)
+        await client.update_function(name, **config)
+    function = await client.put_code(
+        name, zip_bytes, handler=handler, progress=progress, install_dependency=install
+    )
     return "updated", function

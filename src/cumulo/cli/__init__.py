@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from cumulo.cli.aliases import aliases
 from cumulo.cli.common import ExitCode, main
-from cumulo.cli.functions import deploy, list_functions, remove
+from cumulo.cli.functions import build_log, deploy, list_functions, remove
 from cumulo.cli.invocations import events, invoke, logs, status, terminate
 from cumulo.cli.keys import keys
+from cumulo.cli.layers import layers
 from cumulo.cli.namespaces import namespaces
 from cumulo.cli.server import server
 from cumulo.cli.versions import versions
@@ -22,6 +23,7 @@ __all__ = ["ExitCode", "main"]
 # All the wiring in one place: each module defines its commands, this adds them to `main`.
 main.add_command(server)
 main.add_command(deploy)
+main.add_command(build_log)
 main.add_command(list_functions)
 main.add_command(remove)
 main.add_command(invoke)
@@ -33,3 +35,4 @@ main.add_command(keys)
 main.add_command(namespaces)
 main.add_command(versions)
 main.add_command(aliases)
+main.add_command(layers)

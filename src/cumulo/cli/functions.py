@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,15 @@ from cumulo.client import Client
     envvar="CUMULO_DEPLOY_TIMEOUT",
     metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
+    help="Longest run: up to 900 s, or 86,400 s (24 h) for an async-run function.",
 )
 @_option(
-    "--memory", "memory_mb", envvar="CUMULO_DEPLOY_MEMORY", metavar="MB", type=click.IntRange(min=1)
+    "--memory",
+    "memory_mb",
+    envvar="CUMULO_DEPLOY_MEMORY",
+    metavar="MB",
+    type=click.IntRange(64, 3072),
+    help="Memory limit of an instance, 64 to 3072 MB (default 128).",
 )
 @_option(
     "--async-run/--no-async-run",
@@ -53,14 +60,60 @@ from cumulo.client import Client
     metavar="K=V",
     help="An environment variable of the function; repeat for more.",
 )
-@_option("--max-qps", envvar="CUMULO_DEPLOY_MAX_QPS", type=click.IntRange(min=1))
-@_option("--max-concurrency", envvar="CUMULO_DEPLOY_MAX_CONCURRENCY", type=click.IntRange(min=1))
-@_option("--retry-attempts", envvar="CUMULO_DEPLOY_RETRY_ATTEMPTS", type=click.IntRange(0, 8))
-@_option("--description", envvar="CUMULO_DEPLOY_DESCRIPTION")
+@_option(
+    "--max-qps",
+    envvar="CUMULO_DEPLOY_MAX_QPS",
+    type=click.IntRange(min=1),
+    help="Async-run calls accepted per second (default 1,000); more get 429.",
+)
+@_option(
+    "--max-concurrency",
+    envvar="CUMULO_DEPLOY_MAX_CONCURRENCY",
+    type=click.IntRange(min=1),
+    help="Runs at once; more events wait queued (default: no limit but the server's).",
+)
+@_option(
+    "--retry-attempts",
+    envvar="CUMULO_DEPLOY_RETRY_ATTEMPTS",
+    type=click.IntRange(0, 8),
+    help="Retries of a failed normal async run (default 2; async-run functions never retry).",
+)
+@_option("--description", envvar="CUMULO_DEPLOY_DESCRIPTION", help="Free text.")
+@_option(
+    "--layer",
+    "layers",
+    envvar="CUMULO_DEPLOY_LAYERS",
+    multiple=True,
+    metavar="NAME:VERSION",
+    help="A layer version on the function's import path; repeat (the first listed wins).",
+)
+@_option(
+    "--install-dependency/--no-install-dependency",
+    envvar="CUMULO_DEPLOY_INSTALL_DEPENDENCY",
+    default=None,
+    help="Install the package's requirements.txt (default), or leave vendored packages alone.",
+)
+@_option(
+    "--wait/--no-wait",
+    envvar="CUMULO_DEPLOY_WAIT",
+    default=True,
+    show_default=True,
+    help="Show the build of requirements.txt live and wait until the function is active.",
+)
 @click.pass_context
-def deploy(ctx: click.Context, /, path: Path, env: tuple[str, ...], **flags: Any) -> None:
+def deploy(
+    ctx: click.Context,
+    /,
+    path: Path,
+    env: tuple[str, ...],
+    layers: tuple[str, ...],
+    wait: bool,
+    **flags: Any,
+) -> None:
     """Create or update a function from PATH: a folder (with an optional cumulo.json),
-    a .zip or a single .py file. Flags win over cumulo.json."""
+    a .zip or a single .py file. Flags win over cumulo.json. A requirements.txt in it is
+    installed by the server: the build's log is shown as it runs, and the command exits 1
+    when the build fails (a function that had code keeps serving it)."""
     environment = _parse_env(env)
     try:
         config, zip_bytes = load_path(path)
@@ -69,8 +122,10 @@ def deploy(ctx: click.Context, /, path: Path, env: tuple[str, ...], **flags: Any
     config.update({key: value for key, value in flags.items() if value is not None})
     if environment:
         config["environment"] = {**config.get("environment", {}), **environment}
+    if layers:
+        config["layers"] = [_parse_layer(layer) for layer in layers]
 
-    async def work(client: Client) -> None:
+    async def work(client: Client) -> ExitCode:
         with _UploadBar(f"uploading {config['name']}") as bar:
             action, function = await deploy_bundle(client, config, zip_bytes, bar)
         mode = "async-run" if function.get("async_run") else "normal"
@@ -79,8 +134,73 @@ def deploy(ctx: click.Context, /, path: Path, env: tuple[str, ...], **flags: Any
             f"{function.get('code_size_bytes', len(zip_bytes))} bytes, "
             f"sha256 {str(function.get('code_sha256', ''))[:12]})"
         )
+        if function.get("state") != "pending" or not wait:
+            if function.get("state") == "pending":
+                click.echo(f"{function['name']} is pending: `cumulo build-log "
+                           f"{function['name']} -f` follows its build", err=True)  # fmt: skip
+            return ExitCode.OK
+        return await follow_build(client, function["name"])
 
     _run(ctx, work)
+
+
+async def follow_build(client: Client, name: str) -> ExitCode:
+    """Print the function's build log live (to stderr) until it ends; then its state."""
+    stream = client.follow_build_logs(name)
+    async with contextlib.aclosing(stream) as events:
+        async for kind, data in events:
+            if kind == "log":
+                click.echo(f"  {data.get('text', '')}", err=True)
+    function = await client.get_function(name)
+    state = function.get("state")
+    if state == "active":
+        build = await client.get_build(name)
+        size = build.get("installed_bytes") or 0
+        what = "reused" if build.get("reused") else "installed"
+        click.echo(
+            f"{name} is active ({len(build.get('packages', []))} package(s) {what}, "
+            f"{size / 1e6:.1f} MB, build {_seconds(build.get('duration_ms'))})"
+        )
+        return ExitCode.OK
+    reason = function.get("state_reason") or "see the build log"
+    click.echo(f"error: BuildFailed: {name}: {reason}", err=True)
+    if function.get("ready"):
+        click.echo(f"{name} keeps serving its previous code", err=True)
+    return ExitCode.FAILED
+
+
+@click.command("build-log")
+@click.argument("name")
+@_option(
+    "--follow",
+    "-f",
+    envvar="CUMULO_BUILD_LOG_FOLLOW",
+    is_flag=True,
+    help="Follow the build live until it ends; exit 1 if it failed.",
+)
+@click.pass_context
+def build_log(ctx: click.Context, name: str, follow: bool) -> None:
+    """Print the log of the function NAME's latest build (its requirements.txt install)."""
+
+    async def work(client: Client) -> ExitCode | None:
+        if follow:
+            return await follow_build(client, name)
+        for line in await client.build_logs(name):
+            click.echo(line.get("text", ""))
+        return None
+
+    _run(ctx, work)
+
+
+def _parse_layer(text: str) -> dict[str, Any]:
+    name, sep, version = text.rpartition(":")
+    if not sep or not name or not version.isdigit():
+        raise click.BadParameter(f"{text!r} is not NAME:VERSION", param_hint="--layer")
+    return {"name": name, "version": int(version)}
+
+
+def _seconds(duration_ms: Any) -> str:
+    return f"{duration_ms / 1000:.1f} s" if isinstance(duration_ms, int | float) else "?"
 
 
 class _UploadBar:
@@ -132,11 +252,13 @@ def list_functions(ctx: click.Context, as_json: bool) -> None:
             _echo_json(functions)
             return
         table = Table(
-            "NAME", "ASYNC RUN", "HANDLER", "TIMEOUT", "MEMORY", "REV", "UPDATED", box=box.SIMPLE
-        )
+            "NAME", "STATE", "ASYNC RUN", "HANDLER", "TIMEOUT", "MEMORY", "REV", "UPDATED",
+            box=box.SIMPLE,
+        )  # fmt: skip
         for function in functions:
             table.add_row(
                 function["name"],
+                function.get("state", ""),
                 "✓" if function.get("async_run") else "",
                 function.get("handler", ""),
                 f"{function.get('timeout_s', '')} s",
