@@ -19,11 +19,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
-import redis
-from rq import Queue
+
+if TYPE_CHECKING:
+    import redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCALHOST = "127.0.0.1"
@@ -358,7 +359,11 @@ def uvicorn_server(
 @contextlib.contextmanager
 def redis_scope(tag: str) -> Iterator[redis.Redis]:
     """A client of the benchmark's Redis; on exit every key of the run ``tag`` is deleted:
-    the RQ queue ``tag`` with its jobs, and every key whose name holds ``tag``."""
+    the RQ queue ``tag`` with its jobs, and every key whose name holds ``tag``. (Imported
+    here: the benchmarks without Redis peers run without the ``bench`` extra.)"""
+    import redis
+    from rq import Queue
+
     client = redis.Redis.from_url(REDIS_URL)
     try:
         yield client

@@ -5,7 +5,7 @@ ratio and every target with its verdict, and the whole run is written as JSON to
 ``bench/results/<UTC time>.json``. ``--quick`` shortens every workload (for a smoke run; its
 numbers are not the reference ones).
 
-Run: ``.venv/bin/python -m bench.run_all [--quick] [--only accept cold_start ...]``.
+Run: ``.venv/bin/python -m bench.run_all [--quick] [--only accept cold_start deps ...]``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Protocol
 
 from rich.console import Console
 
-from bench import _common, accept, cold_start, concurrent, end_to_end, log_latency
+from bench import _common, accept, cold_start, concurrent, deps, end_to_end, log_latency
 from bench._report import Report, checks_table, emit
 
 
@@ -44,6 +44,7 @@ BENCHES: dict[str, Bench] = {
     "cold_start": cold_start,
     "log_latency": log_latency,
     "concurrent": concurrent,
+    "deps": deps,
 }
 #: Each benchmark's arguments for ``--quick``: shorter, for a smoke run.
 QUICK_ARGS: dict[str, list[str]] = {
@@ -63,6 +64,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "cold_start": ["--cold-runs", "30", "--spawn-runs", "10", "--warm-requests", "200"],
     "log_latency": ["--lines", "60"],
     "concurrent": ["--invocations", "50", "--sleep-s", "8"],
+    # The builds cannot be shortened (one of each); only the cold-start samples are fewer.
+    "deps": ["--cold-runs", "30", "--lazy-runs", "5", "--spawn-runs", "5"],
 }
 
 

@@ -52,10 +52,23 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _size(size_bytes: int | None) -> str:
+    """Bytes in decimal units, as the build log counts them."""
+    if size_bytes is None:
+        return "—"
+    for unit, size in (("GB", 10**9), ("MB", 10**6)):
+        if size_bytes >= size:
+            return f"{size_bytes / size:.1f} {unit}"
+    if size_bytes >= 1_000:
+        return f"{size_bytes / 1_000:.0f} KB"
+    return f"{size_bytes} B"
+
+
 templates.env.filters["when"] = _when
 templates.env.filters["ago"] = _ago
 templates.env.filters["duration"] = _duration
 templates.env.filters["seconds"] = _seconds
+templates.env.filters["size"] = _size
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:

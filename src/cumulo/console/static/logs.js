@@ -1,20 +1,18 @@
-// cumulo console: the live log of one invocation, over server-sent events.
+// cumulo console: live logs over server-sent events: an invocation's (wired here) and a
+// build's (build.js uses window.cumuloFollowLog).
 //
-// The stream (data-stream-url on <pre id="log">) replays the stored lines, then sends new
-// ones as they are written, then one `end` event with the final status. EventSource
-// reconnects by itself and resumes after the last line it saw (Last-Event-ID = seq).
+// The stream (data-stream-url on the <pre>) replays the stored lines, then sends new ones
+// as they are written, then one `end` event with how it ended. EventSource reconnects by
+// itself and resumes after the last line it saw (Last-Event-ID = seq).
 "use strict";
 
-(() => {
-  const log = document.getElementById("log");
-  if (!log) return;
-  const state = document.getElementById("log-state");
-  const jump = document.getElementById("log-jump");
-  const banner = document.getElementById("run-ended");
-  const trimmed = document.getElementById("log-trimmed");
+// Follow the log into parts.log (a <pre>); parts.state, .jump, .trimmed are optional.
+// hooks.onOpen(), hooks.onLine(item, received), hooks.onEnd(data, received) and
+// hooks.onLost() (the stream closed for good before its end) are optional too.
+window.cumuloFollowLog = function followLog(parts, hooks) {
+  const { log, state, jump, trimmed } = parts;
   // The page keeps this many lines; older ones leave the view (the REST API has them all).
   const MAX_LINES = 10000;
-  const POLL_MS = 5000;
 
   let pending = [];
   let scheduled = false;
@@ -28,7 +26,7 @@
 
   if (!window.EventSource) {
     say("this browser cannot show live logs");
-    return;
+    return null;
   }
 
   function atBottom() {
@@ -82,6 +80,59 @@
     }
   }
 
+  const source = new EventSource(log.dataset.streamUrl);
+
+  source.addEventListener("open", () => {
+    if (!ended) say("live");
+    if (hooks.onOpen) hooks.onOpen();
+  });
+
+  source.addEventListener("log", (event) => {
+    const item = JSON.parse(event.data);
+    queue(item);
+    if (hooks.onLine) hooks.onLine(item, received);
+  });
+
+  source.addEventListener("end", (event) => {
+    const data = JSON.parse(event.data);
+    ended = true;
+    source.close();
+    flush();
+    log.dataset.ended = data.status;
+    say(received ? `${received} line${received === 1 ? "" : "s"}` : "no log lines");
+    if (hooks.onEnd) hooks.onEnd(data, received);
+  });
+
+  source.addEventListener("error", () => {
+    if (ended) return;
+    if (source.readyState === EventSource.CLOSED) {
+      say("disconnected: reload the page to reconnect");
+      if (hooks.onLost) hooks.onLost();
+    } else {
+      say("reconnecting…");
+    }
+  });
+
+  log.addEventListener("scroll", () => {
+    if (jump && atBottom()) jump.hidden = true;
+  });
+  if (jump) {
+    jump.addEventListener("click", () => {
+      log.scrollTop = log.scrollHeight;
+      jump.hidden = true;
+      log.focus();
+    });
+  }
+  return source;
+};
+
+// The invocation page: the log, the status, and the live part of the page.
+(() => {
+  const log = document.getElementById("log");
+  if (!log) return;
+  const banner = document.getElementById("run-ended");
+  const POLL_MS = 5000;
+
   function setStatus(status) {
     const el = document.getElementById("inv-status");
     if (!el) return;
@@ -115,55 +166,34 @@
     }
   }
 
-  const source = new EventSource(log.dataset.streamUrl);
-  const poll = window.setInterval(() => refreshLive(false), POLL_MS);
-
-  source.addEventListener("open", () => {
-    if (!ended) say("live");
-  });
-
-  source.addEventListener("log", (event) => {
-    const item = JSON.parse(event.data);
-    queue(item);
-    const el = document.getElementById("inv-status");
-    if (received === 1 && el && el.dataset.status === "queued") refreshLive(false);
-  });
-
-  source.addEventListener("end", (event) => {
-    const data = JSON.parse(event.data);
-    ended = true;
-    source.close();
-    window.clearInterval(poll);
-    flush();
-    setStatus(data.status);
-    say(received ? `${received} line${received === 1 ? "" : "s"}` : "no log lines");
-    if (banner) {
-      banner.textContent = `Run ended: ${data.status}`;
-      banner.dataset.status = data.status;
-      banner.classList.add("status-" + data.status);
-      banner.hidden = false;
-    }
-    refreshLive(true);
-  });
-
-  source.addEventListener("error", () => {
-    if (ended) return;
-    if (source.readyState === EventSource.CLOSED) {
-      window.clearInterval(poll);
-      say("disconnected: reload the page to reconnect");
-    } else {
-      say("reconnecting…");
-    }
-  });
-
-  log.addEventListener("scroll", () => {
-    if (jump && atBottom()) jump.hidden = true;
-  });
-  if (jump) {
-    jump.addEventListener("click", () => {
-      log.scrollTop = log.scrollHeight;
-      jump.hidden = true;
-      log.focus();
-    });
-  }
+  let poll = null;
+  const source = window.cumuloFollowLog(
+    {
+      log,
+      state: document.getElementById("log-state"),
+      jump: document.getElementById("log-jump"),
+      trimmed: document.getElementById("log-trimmed"),
+    },
+    {
+      onLine(item, received) {
+        const el = document.getElementById("inv-status");
+        if (received === 1 && el && el.dataset.status === "queued") refreshLive(false);
+      },
+      onEnd(data) {
+        window.clearInterval(poll);
+        setStatus(data.status);
+        if (banner) {
+          banner.textContent = `Run ended: ${data.status}`;
+          banner.dataset.status = data.status;
+          banner.classList.add("status-" + data.status);
+          banner.hidden = false;
+        }
+        refreshLive(true);
+      },
+      onLost() {
+        window.clearInterval(poll);
+      },
+    },
+  );
+  if (source) poll = window.setInterval(() => refreshLive(false), POLL_MS);
 })();
