@@ -212,6 +212,25 @@ async def test_two_versions_side_by_side_and_a_shared_environment(
     assert (await run(client, same, {"package": "httpx"}))["version"] == "0.27.2"
 
 
+async def test_a_package_from_elsewhere_never_shares_an_environment(client: Client) -> None:
+    """One tenant installs a "six 1.16.0" of its own making (a wheel in its package); another
+    asks for six==1.16.0 from the index: it must get the real one, not the first's tree."""
+    fake = _wheel("six", "1.16.0", {"six.py": "__version__ = 'not the real six'\n"})
+    handler = "import six\ndef main_handler(e, c):\n    return six.__version__\n"
+    mine, theirs = unique("forged"), unique("honest")
+    await client.create_function(mine, zip_bytes=_zip({
+        "index.py": handler, "wheels/six-1.16.0-py3-none-any.whl": fake,
+        "requirements.txt": "--no-index\n--find-links ./wheels\nsix==1.16.0\n"}))  # fmt: skip
+    assert (await built(client, mine))["state"] == "active"
+    assert await run(client, mine) == "not the real six"
+    await client.create_function(theirs, files={"index.py": handler,
+                                                "requirements.txt": "six==1.16.0\n"})  # fmt: skip
+    assert (await built(client, theirs))["state"] == "active"
+    assert await run(client, theirs) == "1.16.0"
+    forged, honest = await client.get_build(mine), await client.get_build(theirs)
+    assert forged["environment_id"] != honest["environment_id"]
+
+
 # -- state while it builds, and failures ---------------------------------------------------
 
 
@@ -442,6 +461,19 @@ async def test_a_restart_rebuilds_nothing_and_unused_environments_go(tmp_path: P
             assert not tree.exists()
     finally:
         server.stop()
+
+
+def _wheel(name: str, version: str, files: dict[str, str]) -> bytes:
+    """A minimal wheel of ``files``."""
+    info = f"{name}-{version}.dist-info"
+    contents = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in contents) + f"{info}/RECORD,,\n"
+    return _zip({**contents, f"{info}/RECORD": record})
 
 
 def _zip(files: dict[str, str | bytes]) -> bytes:

@@ -42,8 +42,11 @@ logger = logging.getLogger(__name__)
 _WAIT_POLL_S = 0.5
 
 
-def environment_key(interpreter_tag: str, lock: str) -> str:
-    return hashlib.sha256(f"{interpreter_tag}\n{lock}".encode()).hexdigest()
+def environment_key(interpreter_tag: str, lock: str, sources: str = "") -> str:
+    """The key of an environment: the interpreter, the resolved set and where its packages
+    come from (``sources``), so that two sets pinned alike but fetched from different places
+    never share a tree."""
+    return hashlib.sha256(f"{interpreter_tag}\n{sources}\n{lock}".encode()).hexdigest()
 
 
 class Environments:
@@ -73,17 +76,20 @@ class Environments:
     def installer(self) -> Installer:
         return self._installer
 
-    def key_for(self, lock: str) -> str:
-        return environment_key(self._tag, lock)
+    def key_for(self, lock: str, sources: str = "") -> str:
+        return environment_key(self._tag, lock, sources)
 
     def local_path(self, key: str) -> Path:
         return self._root / key
 
-    async def ensure(self, lock: str, *, cwd: Path, on_line: LineSink) -> tuple[Environment, bool]:
-        """The ready environment of ``lock``, installed here (and recorded) unless some node
-        did it already. Returns it and whether it was reused (nothing installed anywhere).
-        ``cwd`` is the unpacked package (for paths inside it). Raises :class:`InstallError`."""
-        key = self.key_for(lock)
+    async def ensure(
+        self, lock: str, *, sources: str = "", cwd: Path, on_line: LineSink
+    ) -> tuple[Environment, bool]:
+        """The ready environment of ``lock`` fetched from ``sources`` (see
+        :func:`environment_key`), installed here (and recorded) unless some node did it
+        already. Returns it and whether it was reused (nothing installed anywhere). ``cwd``
+        is the unpacked package (for paths inside it). Raises :class:`InstallError`."""
+        key = self.key_for(lock, sources)
         blank = Environment(
             key=key,
             requirements=lock,

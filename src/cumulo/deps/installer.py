@@ -63,6 +63,9 @@ class Installer(Protocol):
         """Install exactly ``lock`` (nothing else) into ``target``, a new folder. Raises
         :class:`InstallError`; ``target`` may then hold a partial install."""
 
+    def source_args(self) -> list[str]:
+        """The options that say where packages come from (part of an environment's key)."""
+
 
 def pinned_packages(lock: str) -> tuple[tuple[str, str], ...]:
     """``(name, version)`` of each pin of a lock (``name @ url`` lines give ``url``)."""
@@ -107,6 +110,9 @@ class UvInstaller:
         self.indexes = indexes
         self._cache_dir = cache_dir
         self._timeout_s = timeout_s
+
+    def source_args(self) -> list[str]:
+        return self.indexes.installer_args()
 
     def _common(self) -> list[str]:
         args = ["--python", str(self._python), "--no-config", "--color", "never"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -50,6 +50,22 @@ class CheckedRequirements:
     files: tuple[str, ...]
     #: How many requirement lines in all.
     count: int
+    #: The index options the files give (``--index-url X`` ...; a folder of the package as
+    #: an absolute path), in order: where packages come from is part of what an
+    #: environment is, and its install needs them.
+    sources: tuple[str, ...] = ()
+    #: Something is installed from inside the package (a wheel, a folder, ``--find-links``
+    #: of a folder in it): its environment is this package's alone.
+    local: bool = False
+
+
+@dataclass(slots=True)
+class _Scan:
+    root: Path
+    allow_index: bool
+    files: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    local: bool = False
 
 
 def find(root: Path) -> Path | None:
@@ -64,18 +80,24 @@ def check(root: Path, *, allow_index_options: bool = True) -> CheckedRequirement
     top = find(root)
     if top is None:
         return None
-    root = root.resolve()
-    seen: list[str] = []
-    count = _check_file(top.resolve(), root, allow_index_options, seen)
-    return CheckedRequirements(path=top, files=tuple(seen), count=count)
+    scan = _Scan(root.resolve(), allow_index_options)
+    count = _check_file(top.resolve(), scan)
+    return CheckedRequirements(
+        path=top,
+        files=tuple(scan.files),
+        count=count,
+        sources=tuple(scan.sources),
+        local=scan.local,
+    )
 
 
-def _check_file(path: Path, root: Path, allow_index: bool, seen: list[str]) -> int:
+def _check_file(path: Path, scan: _Scan) -> int:
+    root = scan.root
     name = path.relative_to(root).as_posix()
-    if name in seen:
+    if name in scan.files:
         return 0
-    seen.append(name)
-    if len(seen) > _MAX_FILES:
+    scan.files.append(name)
+    if len(scan.files) > _MAX_FILES:
         raise RequirementsError(f"{name}: more than {_MAX_FILES} requirement files are included")
     try:
         text = path.read_text(encoding="utf-8")
@@ -85,9 +107,9 @@ def _check_file(path: Path, root: Path, allow_index: bool, seen: list[str]) -> i
     for number, line in _logical_lines(text):
         where = f"{name} line {number}"
         if line.startswith("-"):
-            count += _check_option(line, where, path.parent, root, allow_index, seen)
+            count += _check_option(line, where, path.parent, scan)
         else:
-            _check_requirement(line, where, path.parent, root)
+            scan.local |= _check_requirement(line, where, path.parent, root)
             count += 1
     return count
 
@@ -114,9 +136,8 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _check_option(
-    line: str, where: str, base: Path, root: Path, allow_index: bool, seen: list[str]
-) -> int:
+def _check_option(line: str, where: str, base: Path, scan: _Scan) -> int:
+    root = scan.root
     try:
         words = shlex.split(line)
     except ValueError as exc:
@@ -138,18 +159,21 @@ def _check_option(
         included = _inside(base / value, root, where, option)
         if not included.is_file():
             raise RequirementsError(f"{where}: {option} {value}: no such file in the package")
-        count = _check_file(included, root, allow_index, seen)
+        count = _check_file(included, scan)
         return count if _FILE_OPTIONS[option] == "requirement" else 0
     if option in _INDEX_OPTIONS:
-        if not allow_index:
+        if not scan.allow_index:
             raise RequirementsError(
                 f"{where}: {option} is not allowed in requirements files on this server; "
                 "functions install from the indexes the operator set"
             )
         if option in ("-f", "--find-links") and not _URL.match(value):
-            _inside(base / value, root, where, option)
+            value = str(_inside(base / value, root, where, option))
+            scan.local = True
         elif option in ("-f", "--find-links") and value.startswith("file:"):
             _inside(Path(unquote(urlparse(value).path)), root, where, option)
+            scan.local = True
+        scan.sources.append(f"{option} {value}".strip())
         return 0
     if option in _PLAIN_OPTIONS:
         return 0
@@ -160,7 +184,8 @@ def _check_option(
     )
 
 
-def _check_requirement(line: str, where: str, base: Path, root: Path) -> None:
+def _check_requirement(line: str, where: str, base: Path, root: Path) -> bool:
+    """Check one requirement line; whether it installs something from the package."""
     spec = re.split(r"\s+--hash[=\s]", line)[0].strip()
     head = spec.split(";")[0].strip()
     if _URL.match(head) or _looks_like_path(head):
@@ -171,14 +196,15 @@ def _check_requirement(line: str, where: str, base: Path, root: Path) -> None:
         except InvalidRequirement as exc:
             raise RequirementsError(f"{where}: {spec!r} is not a requirement: {exc}") from exc
         if requirement.url is None:
-            return
+            return False
         target = requirement.url
     if _URL.match(target) and not target.startswith("file:"):
-        return  # a remote archive or VCS link: fetched like any download
+        return False  # a remote archive or VCS link: fetched like any download
     path = Path(unquote(urlparse(target).path)) if target.startswith("file:") else base / target
     found = _inside(path, root, where, "a local path")
     if not found.exists():
         raise RequirementsError(f"{where}: {target}: no such file or folder in the package")
+    return True
 
 
 def _looks_like_path(head: str) -> bool:

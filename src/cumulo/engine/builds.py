@@ -228,7 +228,13 @@ class Builder:
             )
             pins = lock.splitlines()
             writer.platform(f"resolved {len(pins)} package(s): {', '.join(pins)}")
-            env, reused = await self._environments.ensure(lock, cwd=code_dir, on_line=out)
+            # The files' own index options go with the pins, so that any node installs the
+            # set from where it was resolved.
+            options = "".join(f"{option}\n" for option in checked.sources)
+            env, reused = await self._environments.ensure(
+                options + lock, sources=self._sources(checked, target), cwd=code_dir,
+                on_line=out,
+            )  # fmt: skip
         except InstallError as exc:
             raise BuildFailed(str(exc)) from exc
         if reused:
@@ -249,6 +255,15 @@ class Builder:
             installed_bytes=env.size_bytes,
             packages=env.packages,
         )
+
+    def _sources(self, checked: requirements.CheckedRequirements, target: BuildTarget) -> str:
+        """Where the packages of this build come from, besides the files' own index options
+        (which are in the lock): the server's indexes, and the package itself when it
+        installs from its own files (then no other package shares its environment)."""
+        parts = self._environments.installer.source_args()
+        if checked.local:
+            parts.append(f"package {target.code_sha256}")
+        return "\n".join(parts)
 
     async def _record(self, done: Build, writer: LogWriter) -> None:
         """Write the build's end, and apply it to its function or layer version."""
