@@ -288,6 +288,9 @@ def server(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level != "debug":
+        # One line per migration step at every start says nothing an operator acts on.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if examples is not None:
         try:
             # Package them now: a broken example should stop the start with a clear message.
