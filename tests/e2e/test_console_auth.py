@@ -19,6 +19,8 @@ PAGES = [
     "/console/ns/default/functions",
     "/console/ns/default/functions/new",
     "/console/ns/default/functions/hello",
+    "/console/ns/default/functions/hello/build",
+    "/console/ns/default/functions/hello/builds/00000000-0000-4000-8000-000000000000/logs",
     "/console/ns/default/invocations",
 ]
 ACTIONS = [

@@ -1,5 +1,6 @@
 """The web console, served by the server itself at ``/console``: sign in, create and
-configure functions, invoke them, watch their invocations and live logs.
+configure functions, follow their builds, invoke them, watch their invocations and live
+logs.
 
 Server-rendered (Jinja2 templates, a little plain JavaScript for live logs and the test
 panel); nothing to build or install beyond the Python package. It calls the same engine as
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from cumulo.console.builds import routes as build_routes
 from cumulo.console.function_page import routes as function_page_routes
 from cumulo.console.functions import routes as function_routes
 from cumulo.console.invocations import routes as invocation_routes
@@ -55,6 +57,7 @@ def console_app(core: Cumulo) -> Starlette:
             *session_routes,
             *function_routes,
             *function_page_routes,
+            *build_routes,
             *invocation_routes,
         ],
         middleware=[

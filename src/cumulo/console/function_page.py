@@ -1,6 +1,7 @@
 """A function's console page: configuration (editable except async execution), code (edit
 a file of the package and deploy, or upload a zip), the Test panel, delete; with the
-function's recent invocations and charts from ``invocations.py``.
+function's state, latest build and layers from ``builds.py`` and its recent invocations and
+charts from ``invocations.py``.
 
 Every action calls the engine the REST API calls (``core.functions``, ``core.admission``);
 an engine error is shown as its code and message in the page's alert, with what the user
@@ -25,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from cumulo.api.http import error_response, invocation_json, json_response, read_body
+from cumulo.console.builds import build_panel, edited_code, latest_build
 from cumulo.console.forms import (
     environment_text,
     form_integer,
@@ -160,8 +162,11 @@ async def _function_page(
 ) -> Response:
     core = core_of(request)
     s = core.settings
+    context: dict[str, Any] = await _invocation_panels(request, fn)
+    context.update(await build_panel(request, fn))
+    code_sha256 = edited_code(fn, context["build"])
     try:
-        files = package_files(await core.store.load_code(fn.code_sha256))
+        files = package_files(await core.store.load_code(code_sha256))
     except (CumuloError, zipfile.BadZipFile) as exc:
         files = []
         error = error or (getattr(exc, "code", "InternalError.Code"), str(exc))
@@ -175,13 +180,13 @@ async def _function_page(
         code_text = current.text if current is not None and current.text is not None else ""
     editable = current is None or current.text is not None
     done = request.session.pop(DONE_KEY, None)
-    context: dict[str, Any] = await _invocation_panels(request, fn)
     context.update(
         function=fn,
         namespace=fn.namespace,
         runtime=RUNTIME,
         config=config or config_values(fn),
         files=files,
+        code_sha256=code_sha256,
         code_path=path,
         code_text=code_text,
         code_editable=editable,
@@ -291,9 +296,13 @@ async def save_code(request: Request) -> Response:
         else:
             if path is None:
                 raise InvalidParameter("say which file of the package to save", field="path")
-            zip_bytes = await core.store.load_code(fn.code_sha256)
+            # The package the page showed: the latest upload's while it builds or failed,
+            # with the handler it was uploaded with.
+            build = await latest_build(request, fn)
+            base = edited_code(fn, build)
+            zip_bytes = await core.store.load_code(base)
             package = v.check_zip(replace_file(zip_bytes, path, text), core.settings)
-            handler = ""
+            handler = build.target.handler if build and base != fn.code_sha256 else ""
         await core.functions.put_code(
             namespace, name, package, handler if handler and handler != fn.handler else None
         )
