@@ -80,6 +80,26 @@ def pinned_packages(lock: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def installed_packages(target: Path) -> tuple[tuple[str, str], ...]:
+    """``(name, version)`` of every distribution installed in ``target`` (from its
+    ``*.dist-info/METADATA``), by name."""
+    found = []
+    for info in target.glob("*.dist-info"):
+        name = version = ""
+        with contextlib.suppress(OSError):
+            for line in (info / "METADATA").read_text(errors="replace").splitlines():
+                if not line:
+                    break  # the headers end at the first blank line
+                key, _, value = line.partition(": ")
+                if key == "Name":
+                    name = value.strip()
+                elif key == "Version":
+                    version = value.strip()
+        if name:
+            found.append((name, version))
+    return tuple(sorted(found, key=lambda p: p[0].lower()))
+
+
 def tree_size(root: Path) -> int:
     """Bytes of every file under ``root`` (links not followed)."""
     total = 0
@@ -142,7 +162,8 @@ class UvInstaller:
                 cwd=cwd, on_line=on_line, what="installing",
             )  # fmt: skip
         size = await asyncio.to_thread(tree_size, target)
-        return Installed(size_bytes=size, packages=pinned_packages(lock))
+        packages = await asyncio.to_thread(installed_packages, target)
+        return Installed(size_bytes=size, packages=packages or pinned_packages(lock))
 
     async def _run(self, args: Sequence[str], *, cwd: Path, on_line: LineSink, what: str) -> str:
         """Run uv; its stdout, while each stderr line goes to ``on_line``."""
