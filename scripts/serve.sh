@@ -11,4 +11,7 @@ if ! .venv/bin/python -c "import cumulo.app" 2>/dev/null; then
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e .
 fi
-exec .venv/bin/cumulo server --data-dir "${CUMULO_DATA_DIR:-.cumulo}" --examples examples "$@"
+# --max-function-mb 2500: the inference example's environment (torch, CPU build, and
+# sentence-transformers) is about 1.4 GB installed, over the default limit of 500 MB.
+exec .venv/bin/cumulo server --data-dir "${CUMULO_DATA_DIR:-.cumulo}" --examples examples \
+  --max-function-mb 2500 "$@"

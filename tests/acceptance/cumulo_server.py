@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -15,6 +16,18 @@ from pathlib import Path
 import httpx
 
 from cumulo.client import Client
+
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def light_examples(into: Path) -> Path:
+    """A copy of the repository's examples without those that install requirements (torch,
+    pandas, ffmpeg: minutes of installs a test of something else does not need)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for folder in REPO_EXAMPLES.iterdir():
+        if (folder / "cumulo.json").is_file() and not (folder / "requirements.txt").exists():
+            shutil.copytree(folder, into / folder.name)
+    return into
 
 
 def free_port() -> int:

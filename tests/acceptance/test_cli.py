@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cumulo_server import ServerProcess, free_port
+from cumulo_server import ServerProcess, free_port, light_examples
 
 import cumulo
 from cumulo.client import ApiError, Client
@@ -60,7 +60,9 @@ def _environment(url: str, data_dir: Path) -> dict[str, str]:
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the module (each CLI call is a process of its own, the server need not
     be): started with ``--examples``, ready once every example is deployed."""
-    process = ServerProcess(tmp_path_factory.mktemp("cli") / "data", ["--examples", str(EXAMPLES)])
+    root = tmp_path_factory.mktemp("cli")
+    examples = light_examples(root / "examples")
+    process = ServerProcess(root / "data", ["--examples", str(examples)])
     process.start(timeout_s=START_TIMEOUT_S)
     try:
         server = Server(process.url, process.data_dir, _environment(process.url, process.data_dir))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from console_browser import sign_in
-from cumulo_server import ServerProcess
+from cumulo_server import ServerProcess, light_examples
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = os.environ.get("CUMULO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,8 +39,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    examples = Path(__file__).resolve().parents[2] / "examples"
-    srv = ServerProcess(tmp_path_factory.mktemp("console") / "data", ["--examples", str(examples)])
+    root = tmp_path_factory.mktemp("console")
+    examples = light_examples(root / "examples")
+    srv = ServerProcess(root / "data", ["--examples", str(examples)])
     srv.start()
     try:
         yield srv
