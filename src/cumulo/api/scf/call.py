@@ -198,3 +198,30 @@ def check_params(
             f"{action} has no parameter {name}; it takes: {', '.join(sorted(served))}",
             code="UnknownParameter",
         )
+
+
+def zip_file(code: Any, field: str = "Code") -> str:
+    """The base64 zip of an SCF ``Code`` object (``field`` names it in errors)."""
+    for name in ("CosBucketName", "CosObjectName", "DemoId", "TempCosObjectName", "GitUrl",
+                 "ImageConfig"):  # fmt: skip
+        if code.get(name):
+            raise UnsupportedOperation(
+                f"{field}.{name}: cumulo takes code only as {field}.ZipFile (a base64 zip)"
+            )
+    zip_b64 = code.get("ZipFile")
+    if not isinstance(zip_b64, str) or not zip_b64:
+        raise InvalidParameter(
+            f"{field}.ZipFile is required: the zip, base64-encoded",
+            code=f"MissingParameter.{field}",
+        )
+    return zip_b64
+
+
+def admin_only(call: ScfCall, what: str) -> None:
+    """Raise ``UnauthorizedOperation`` for a key confined to a namespace: ``what`` (e.g.
+    "create namespaces", "publish layers") is the whole server's business."""
+    if call.principal.namespace is not None:
+        raise UnauthorizedOperation(
+            f"the key {call.principal.secret_id} is confined to namespace "
+            f"{call.principal.namespace!r} and may not {what}; use an admin key"
+        )

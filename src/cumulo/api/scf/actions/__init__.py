@@ -34,6 +34,7 @@ def load() -> dict[str, Handler]:
         events,
         functions,
         invoke,
+        layers,
         logs,
         namespaces,
         triggers,

@@ -1,5 +1,13 @@
 """SCF actions on functions: CreateFunction, GetFunction, ListFunctions, UpdateFunctionCode,
-UpdateFunctionConfiguration, DeleteFunction, GetFunctionAddress."""
+UpdateFunctionConfiguration, DeleteFunction, GetFunctionAddress.
+
+A package's ``requirements.txt`` is installed in the background (``InstallDependency``,
+``TRUE`` unless sent ``FALSE``, which serves a vendored package as it is): meanwhile
+``Status`` is ``Creating`` (nothing can run yet) or ``Updating`` (the last good code keeps
+serving); a failed install is ``CreateFailed`` / ``UpdateFailed`` with the installer's words
+in ``StatusReasons``. ``Layers`` (``[{LayerName, LayerVersion}]``, at most five, in order)
+go on the import path after the function's own code and environment.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +17,31 @@ from typing import Any
 
 from cumulo.api.code import signed_code_url
 from cumulo.api.scf.actions import action
+from cumulo.api.scf.actions.layers import layer_info
 from cumulo.api.scf.actions.triggers import trigger_info
-from cumulo.api.scf.call import ScfCall, check_params, env_dict, env_list, scf_time
+from cumulo.api.scf.call import ScfCall, check_params, env_dict, env_list, scf_time, zip_file
 from cumulo.engine import validation as v
 from cumulo.errors import AsyncRunLocked, InvalidParameter, UnsupportedOperation
-from cumulo.models import LATEST, Function
+from cumulo.models import LATEST, Function, FunctionState
 
 #: What every function reports as its runtime: the interpreter the server runs them with.
 RUNTIME = f"Python{sys.version_info.major}.{sys.version_info.minor}"
 _PYTHON3 = re.compile(r"^python3(\.\d+)?$", re.IGNORECASE)
 
+#: ``StatusReasons[].ErrorCode`` of a function whose requirements failed to install.
+INSTALL_FAILED = "InstallDependencyFailed"
+
 #: Fields that mean nothing on cumulo (logs are its own, there are no roles or tags).
 _IGNORED = frozenset(
     {
-        "Role", "ClsLogsetId", "ClsTopicId", "Tags", "InstallDependency", "InitTimeout",
+        "Role", "ClsLogsetId", "ClsTopicId", "Tags", "InitTimeout",
         "AutoDeployClsTopicIndex", "AutoCreateClsTopic", "DnsCache", "PublicNetConfig",
         "L5Enable", "IgnoreSysLog",
     }
 )  # fmt: skip
 _UNSUPPORTED = frozenset(
     {
-        "VpcConfig", "Layers", "DeadLetterConfig", "CfsConfig", "ProtocolType",
+        "VpcConfig", "DeadLetterConfig", "CfsConfig", "ProtocolType",
         "ProtocolParams", "InstanceConcurrencyConfig", "IntranetConfig", "EnvId",
         "CosBucketName", "CosObjectName", "CosBucketRegion", "ImageConfig",
     }
@@ -38,6 +50,7 @@ _UNSUPPORTED = frozenset(
 
 def function_info(fn: Function) -> dict[str, Any]:
     """The fields of SCF's ``Function`` (list entries)."""
+    failed = fn.state is FunctionState.FAILED
     return {
         "FunctionName": fn.name,
         "FunctionId": fn.id,
@@ -45,9 +58,11 @@ def function_info(fn: Function) -> dict[str, Any]:
         "Runtime": RUNTIME,
         "AddTime": scf_time(fn.created_at),
         "ModTime": scf_time(fn.updated_at),
-        "Status": "Active",
-        "StatusDesc": "",
-        "StatusReasons": [],
+        "Status": fn.scf_status,
+        "StatusDesc": fn.state_reason if failed else "",
+        "StatusReasons": (
+            [{"ErrorCode": INSTALL_FAILED, "ErrorMessage": fn.state_reason}] if failed else []
+        ),
         "Description": fn.description,
         "Tags": [],
         "Type": "Event",
@@ -59,14 +74,16 @@ def function_info(fn: Function) -> dict[str, Any]:
 
 
 def function_detail(fn: Function) -> dict[str, Any]:
-    """The fields of ``GetFunction``'s answer."""
+    """The fields of ``GetFunction``'s answer (``Layers`` and ``Triggers`` are filled by
+    the action, which reads them)."""
+    failed = fn.state is FunctionState.FAILED
     return {
         **function_info(fn),
         "Handler": fn.handler,
         "CodeSize": fn.code_size_bytes,
         "CodeInfo": "",
-        "CodeResult": "success",
-        "CodeError": "",
+        "CodeResult": "failed" if failed else "success",
+        "CodeError": fn.state_reason if failed else "",
         "ErrNo": 0,
         "Timeout": _whole_s(fn.timeout_s),
         "MemorySize": fn.memory_mb,
@@ -75,7 +92,7 @@ def function_detail(fn: Function) -> dict[str, Any]:
         "Qualifier": fn.version,
         "Triggers": [],
         "Role": "",
-        "InstallDependency": "FALSE",
+        "InstallDependency": _switch(fn.install_dependency),
         "UseGpu": "FALSE",
         "L5Enable": "FALSE",
         "OnsEnable": "FALSE",
@@ -95,7 +112,7 @@ async def create_function(call: ScfCall) -> dict[str, Any]:
         "CreateFunction",
         frozenset({"FunctionName", "Code", "Handler", "Description", "MemorySize", "Timeout",
                    "Environment", "Runtime", "Namespace", "Type", "CodeSource",
-                   "AsyncRunEnable", "TraceEnable"}),
+                   "AsyncRunEnable", "TraceEnable", "InstallDependency", "Layers"}),
         _IGNORED,
         _UNSUPPORTED,
     )  # fmt: skip
@@ -116,10 +133,13 @@ async def create_function(call: ScfCall) -> dict[str, Any]:
         raise InvalidParameter("Code is required", code="MissingParameter.Code")
     body: dict[str, Any] = {
         "name": call.text("FunctionName"),
-        "code": {"zip_base64": _zip_file(code)},
+        "code": {"zip_base64": zip_file(code)},
         "async_run": async_run,
         "environment": env_dict(call.obj("Environment")),
+        "install_dependency": call.flag("InstallDependency", default=True),
     }
+    if call.has("Layers"):
+        body["layers"] = _layer_refs(call)
     if call.has("Handler"):
         body["handler"] = call.text("Handler")
     if call.has("Description"):
@@ -142,6 +162,9 @@ async def get_function(call: ScfCall) -> dict[str, Any]:
     detail = function_detail(fn)
     triggers = await call.core.store.list_triggers(fn.id)
     detail["Triggers"] = [trigger_info(t) for t in triggers]
+    detail["Layers"] = [
+        layer_info(await call.core.layers.get(ref.name, ref.version)) for ref in fn.layers
+    ]
     return detail
 
 
@@ -187,7 +210,7 @@ async def update_function_code(call: ScfCall) -> dict[str, Any]:
         call,
         "UpdateFunctionCode",
         frozenset({"FunctionName", "Handler", "ZipFile", "Namespace", "Publish", "Code",
-                   "CodeSource"}),
+                   "CodeSource", "InstallDependency"}),
         _IGNORED,
         _UNSUPPORTED,
     )  # fmt: skip
@@ -197,12 +220,13 @@ async def update_function_code(call: ScfCall) -> dict[str, Any]:
     if call.has("ZipFile"):
         zip_b64 = call.text("ZipFile")
     elif code is not None:
-        zip_b64 = _zip_file(code)
+        zip_b64 = zip_file(code)
     else:
         raise InvalidParameter("send the code as ZipFile (base64)", code="MissingParameter.Code")
     package = v.package_code({"zip_base64": zip_b64}, call.core.settings)
     handler = call.optional_text("Handler")
-    await call.core.functions.put_code(namespace, name, package, handler)
+    install = call.flag("InstallDependency", default=True)
+    await call.core.functions.put_code(namespace, name, package, handler, install)
     if call.flag("Publish"):
         await call.core.versions.publish(namespace, name)
     return {}
@@ -214,7 +238,8 @@ async def update_function_configuration(call: ScfCall) -> dict[str, Any]:
         call,
         "UpdateFunctionConfiguration",
         frozenset({"FunctionName", "Description", "MemorySize", "Timeout", "Runtime",
-                   "Environment", "Namespace", "Publish", "AsyncRunEnable", "TraceEnable"}),
+                   "Environment", "Namespace", "Publish", "AsyncRunEnable", "TraceEnable",
+                   "Layers", "InstallDependency"}),
         _IGNORED,
         _UNSUPPORTED,
     )  # fmt: skip
@@ -237,8 +262,16 @@ async def update_function_configuration(call: ScfCall) -> dict[str, Any]:
         body["timeout_s"] = call.integer("Timeout")
     if call.has("Environment"):
         body["environment"] = env_dict(call.obj("Environment"))
+    if call.has("Layers"):
+        body["layers"] = _layer_refs(call)
     if body:
-        await call.core.functions.patch(namespace, name, body)
+        current = await call.core.functions.patch(namespace, name, body)
+    install = call.flag("InstallDependency", default=current.install_dependency)
+    if install != current.install_dependency:
+        # The switch is the code's: take the serving code again, installed (or not) anew.
+        zip_bytes = await call.core.store.load_code(current.code_sha256)
+        package = v.check_zip(zip_bytes, call.core.settings)
+        await call.core.functions.put_code(namespace, name, package, None, install)
     if call.flag("Publish"):
         await call.core.versions.publish(namespace, name)
     return {}
@@ -277,20 +310,22 @@ def _check_runtime(call: ScfCall) -> None:
         )
 
 
-def _zip_file(code: Any) -> str:
-    for name in ("CosBucketName", "CosObjectName", "DemoId", "TempCosObjectName", "GitUrl",
-                 "ImageConfig"):  # fmt: skip
-        if code.get(name):
-            raise UnsupportedOperation(
-                f"Code.{name}: cumulo takes code only as Code.ZipFile (a base64 zip)"
+def _layer_refs(call: ScfCall) -> list[dict[str, Any]]:
+    """``Layers`` (``[{LayerName, LayerVersion}]``) as the engine's ``layers``. An entry
+    with an empty ``LayerName`` is SCF's way to detach: it is left out."""
+    refs: list[dict[str, Any]] = []
+    for item in call.array("Layers"):
+        name = item.get("LayerName") if isinstance(item, dict) else None
+        version = item.get("LayerVersion") if isinstance(item, dict) else None
+        if name == "":
+            continue
+        if not isinstance(name, str) or isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidParameter(
+                "each of Layers needs a LayerName and a LayerVersion (a number)",
+                code="InvalidParameterValue.Layers",
             )
-    zip_b64 = code.get("ZipFile")
-    if not isinstance(zip_b64, str) or not zip_b64:
-        raise InvalidParameter(
-            "Code.ZipFile is required: the function's zip, base64-encoded",
-            code="MissingParameter.Code",
-        )
-    return zip_b64
+        refs.append({"name": name, "version": version})
+    return refs
 
 
 def _switch(on: bool) -> str:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from cumulo.api.scf.actions import action
-from cumulo.api.scf.call import DEFAULT_NAMESPACE, ScfCall, check_params, scf_time
+from cumulo.api.scf.call import DEFAULT_NAMESPACE, ScfCall, admin_only, check_params, scf_time
 from cumulo.engine import validation as v
-from cumulo.errors import Conflict, InvalidParameter, UnauthorizedOperation
+from cumulo.errors import Conflict, InvalidParameter
 from cumulo.models import Namespace
 
 #: SCF's ``Namespace.Type``: ``default`` for every namespace (``TCB`` marks ones made by
@@ -52,7 +52,7 @@ def namespace_info(ns: Namespace) -> dict[str, Any]:
 async def create_namespace(call: ScfCall) -> dict[str, Any]:
     check_params(call, "CreateNamespace", frozenset({"Namespace", "Description"}),
                  unsupported=frozenset({"ResourceEnv"}))  # fmt: skip
-    _admin_only(call, "create namespaces")
+    admin_only(call, "create namespaces")
     name = call.text("Namespace")
     if name == DEFAULT_NAMESPACE:
         raise InvalidParameter(
@@ -104,7 +104,7 @@ async def update_namespace(call: ScfCall) -> dict[str, Any]:
 @action("DeleteNamespace")
 async def delete_namespace(call: ScfCall) -> dict[str, Any]:
     check_params(call, "DeleteNamespace", frozenset({"Namespace"}))
-    _admin_only(call, "delete namespaces")
+    admin_only(call, "delete namespaces")
     name = call.text("Namespace")
     if name == DEFAULT_NAMESPACE:
         raise InvalidParameter(
@@ -116,14 +116,6 @@ async def delete_namespace(call: ScfCall) -> dict[str, Any]:
         # The only refusal left once ``default`` is ruled out: the namespace holds functions.
         raise Conflict(exc.message, code="FailedOperation.DeleteNamespace") from exc
     return {}
-
-
-def _admin_only(call: ScfCall, what: str) -> None:
-    if call.principal.namespace is not None:
-        raise UnauthorizedOperation(
-            f"the key {call.principal.secret_id} is confined to namespace "
-            f"{call.principal.namespace!r} and may not {what}; use an admin key"
-        )
 
 
 def _search_keys(call: ScfCall) -> list[tuple[str, str]]:
