@@ -100,10 +100,20 @@ class Builder:
             lease_expires_at=now + self._s.lease_s,
         )
 
-    async def launch(self, build: Build) -> None:
-        """Store ``build`` and run it in the background."""
+    async def record(self, build: Build) -> None:
+        """Store ``build`` before the function points at it: a node that stops before
+        :meth:`launch` leaves a build that another node (or the next start) takes over."""
         await self._store.create_build(build)
+
+    def launch(self, build: Build) -> None:
+        """Run a recorded build in the background."""
         self._run_in_background(build)
+
+    async def drop(self, build: Build) -> None:
+        """A recorded build that no function points at (its write lost a race): end it."""
+        gone = replace(build, status=BuildStatus.FAILED, reason="superseded before it ran",
+                       finished_at=time.time())  # fmt: skip
+        await self._store.finish_build(gone, self._node)
 
     async def start_layer_build(self, layer: LayerVersion, target: BuildTarget) -> LayerVersion:
         now = time.time()

@@ -120,9 +120,16 @@ class Functions:
             build = self._builder.new_function_build(fn, target)
             fn = replace(fn, state=FunctionState.PENDING, ready=False, build_id=build.id)
         await self._store.save_code(package.sha256, package.zip_bytes)
-        created = await self._store.create_function(fn)
         if build is not None:
-            await self._builder.launch(build)
+            await self._builder.record(build)
+        try:
+            created = await self._store.create_function(fn)
+        except BaseException:
+            if build is not None:
+                await self._builder.drop(build)
+            raise
+        if build is not None:
+            self._builder.launch(build)
         self._remember(created)
         for listener in self._listeners:
             await listener(created)
@@ -186,6 +193,7 @@ class Functions:
                     package.sha256, package.size_bytes, new_handler, install_dependency
                 )
                 build = self._builder.new_function_build(current, target)
+                await self._builder.record(build)
                 launched[:] = [build]
                 return replace(current, state=FunctionState.PENDING, state_reason="",
                                build_id=build.id)  # fmt: skip
@@ -203,9 +211,16 @@ class Functions:
                 build_id=None,
             )
 
-        saved = await self._save(namespace, name, change)
+        try:
+            saved = await self._save(
+                namespace, name, change, on_lost=_dropping(self._builder, launched)
+            )
+        except BaseException:
+            for build in launched:
+                await self._builder.drop(build)
+            raise
         for build in launched:
-            await self._builder.launch(build)
+            self._builder.launch(build)
         return saved
 
     async def delete(self, namespace: str, name: str) -> None:
@@ -216,10 +231,14 @@ class Functions:
             await listener(fn)
 
     async def _save(
-        self, namespace: str, name: str, change: Callable[[Function], Awaitable[Function]]
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Function], Awaitable[Function]],
+        on_lost: Callable[[], Awaitable[None]] | None = None,
     ) -> Function:
         """Read the function, ``change`` it, write it fenced on its revision; again from the
-        read when another write came first."""
+        read when another write came first (after ``on_lost``)."""
         for _ in range(_WRITE_ATTEMPTS):
             current = await self._store.get_function(namespace, name)
             changed = await change(current)
@@ -229,6 +248,8 @@ class Functions:
                     current.revision,
                 )
             except FunctionChanged:
+                if on_lost is not None:
+                    await on_lost()
                 continue
             self._remember(saved)
             for listener in self._listeners:
@@ -300,6 +321,17 @@ class Functions:
         if "description" in body:
             changes["description"] = v.check_description(body["description"])
         return replace(fn, **changes)
+
+
+def _dropping(builder: Builder, builds: list[Build]) -> Callable[[], Awaitable[None]]:
+    """What to do when a write that recorded ``builds`` lost to another: end them."""
+
+    async def drop() -> None:
+        for build in builds:
+            await builder.drop(build)
+        builds.clear()
+
+    return drop
 
 
 def _reject_unknown(body: Mapping[str, Any], allowed: frozenset[str], hint: str = "") -> None:
