@@ -91,8 +91,9 @@ class Cumulo:
             uv=find_uv(),
             python=self.interpreter.python,
             indexes=indexes.IndexConfig(),
-            cache_dir=settings.deps_cache_dir,
+            cache_dir=settings.deps_cache_dir or default_uv_cache(),
             timeout_s=settings.install_timeout_s,
+            home=settings.data_dir / "cache" / "installer-home",
         )
         self.environments = Environments(
             root=settings.data_dir / "envs",
@@ -226,6 +227,13 @@ class Cumulo:
     async def _function_changed(self, fn: Function) -> None:
         self.dispatcher.know(fn)
         await self.pool.forget(fn.id)
+
+
+def default_uv_cache() -> Path:
+    """uv's own default cache of the server's user (the installer runs with a ``HOME`` of
+    its own, so it is named explicitly): shared with the host's uv, warm across data dirs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "uv"
 
 
 def index_settings(settings: Settings) -> indexes.IndexConfig:

@@ -258,6 +258,7 @@ async def test_a_bad_requirement_fails_with_the_installers_reason(client: Client
     name = unique("nosuch")
     files = {"index.py": NUMPY_HANDLER, "requirements.txt": "cumulo-no-such-package-zz9\n"}
     await client.create_function(name, files=files)
+    waiting = await client.invoke(name, {}, type="async")  # accepted while pending
     failed = await built(client, name)
     assert (failed["state"], failed["scf_status"], failed["ready"]) == (
         "failed", "CreateFailed", False,
@@ -269,6 +270,12 @@ async def test_a_bad_requirement_fails_with_the_installers_reason(client: Client
     with pytest.raises(ApiError) as refused:
         await client.invoke(name, {}, type="async")
     assert refused.value.code == "ResourceUnavailable.Function"
+    # What was accepted while it built ends too: there is no code to run it.
+    settled = await client.wait(waiting["request_id"], 30)
+    assert (settled["status"], settled["error"]["type"]) == ("failed", "FunctionBuildFailed")
+    assert "cumulo-no-such-package-zz9" in settled["error"]["message"]
+    lines = [line["text"] for line in await client.logs(waiting["request_id"])]
+    assert any("build failed" in line for line in lines)
 
 
 async def test_a_failed_update_keeps_the_last_good_code_serving(client: Client) -> None:
@@ -282,6 +289,10 @@ async def test_a_failed_update_keeps_the_last_good_code_serving(client: Client) 
     pending = await client.put_code(name, bad)
     assert (pending["state"], pending["scf_status"]) == ("pending", "Updating")
     assert await run(client, name) == "v1"  # while it builds
+    for attempt in (client.publish_version(name), client.update_function(name, handler="x.y")):
+        with pytest.raises(ApiError) as busy:
+            await attempt
+        assert busy.value.code == "ResourceUnavailable.Function"
     failed = await built(client, name)
     assert (failed["state"], failed["scf_status"], failed["ready"]) == (
         "failed", "UpdateFailed", True,

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from factories import make_function
+from factories import make_function, make_invocation
 
 from cumulo.errors import Conflict, NotFound
 from cumulo.models import (
@@ -23,6 +23,7 @@ from cumulo.models import (
     FunctionState,
     LayerRef,
     LayerVersion,
+    Status,
 )
 from cumulo.store.sql import SqlStore
 
@@ -163,17 +164,44 @@ async def test_builds_are_fenced_and_orphans_taken_over(store: SqlStore) -> None
     assert exclusive == (store.exclusive)
 
 
-async def test_only_the_latest_build_applies(store: SqlStore) -> None:
-    fn = await store.create_function(make_function(build_id="b1", ready=False,
-                                                   state=FunctionState.PENDING))  # fmt: skip
-    assert await store.apply_build(fn.id, "b0", {"state": "active"}) is None
-    applied = await store.apply_build(fn.id, "b1", {"state": "active", "ready": True,
-                                                    "deps_key": "k1"})  # fmt: skip
+async def test_only_the_latest_build_applies_and_only_on_its_node(store: SqlStore) -> None:
+    fn = await store.create_function(make_function(ready=False, state=FunctionState.PENDING))
+    old = await store.create_build(make_build(fn.id, node="n1"))
+    new = await store.create_build(make_build(fn.id, node="n1"))
+    await store.update_function(dataclasses.replace(fn, build_id=new.id, revision=2), 1)
+    assert await store.apply_build(fn.id, old.id, "n1", {"state": "active"}) is None
+    # A node that lost the build's lease to another may not apply it.
+    assert await store.apply_build(fn.id, new.id, "n2", {"state": "active"}) is None
+    applied = await store.apply_build(fn.id, new.id, "n1", {"state": "active", "ready": True,
+                                                            "deps_key": "k1"})  # fmt: skip
     assert applied is not None
     assert (applied.state, applied.ready, applied.deps_key, applied.revision) == (
-        FunctionState.ACTIVE, True, "k1", fn.revision + 1,
+        FunctionState.ACTIVE, True, "k1", 3,
     )  # fmt: skip
     assert await store.get_function_by_id(fn.id) == applied
+
+
+async def test_queued_invocations_of_a_function_without_code_are_settled(store: SqlStore) -> None:
+    fn = await store.create_function(make_function(ready=False, state=FunctionState.FAILED))
+    other = await store.create_function(make_function())
+    rows = await store.enqueue([make_invocation(fn), make_invocation(fn), make_invocation(other)])
+    error = {"type": "FunctionBuildFailed", "message": "m", "traceback": ""}
+    settled = await store.settle_queued(fn.id, error, T0)
+    assert sorted(settled) == sorted(r.request_id for r in rows[:2])
+    for row in rows[:2]:
+        got = await store.get_invocation(fn.namespace, row.request_id)
+        assert (got.status, got.error, got.finished_at) == (Status.FAILED, error, T0)
+    assert (await store.get_invocation(other.namespace, rows[2].request_id)).status is Status.QUEUED
+
+
+async def test_asking_for_a_ready_environment_keeps_it_from_the_sweep(store: SqlStore) -> None:
+    env = make_env()
+    await store.claim_environment(env, "n", T0, T0 + 30)
+    await store.finish_environment(dataclasses.replace(env, status=EnvironmentStatus.READY), "n")
+    assert await store.sweep_environments(T0 + 10, grace_s=50) == []  # unused since T0 + 10
+    claimed = await store.claim_environment(env, "n", T0 + 59, T0 + 89)
+    assert claimed.unused_since is None
+    assert await store.sweep_environments(T0 + 61, grace_s=50) == []  # asked for: kept
 
 
 async def test_layer_versions_are_numbered_and_kept_while_used(store: SqlStore) -> None:

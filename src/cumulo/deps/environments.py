@@ -1,7 +1,9 @@
 """Installed environments, shared by content.
 
 An environment is the folder a lock (a resolved ``requirements.txt``) was installed into for
-cumulo's clean interpreter; its key is the SHA-256 of the interpreter's tag and the lock, so
+cumulo's clean interpreter; its key is the SHA-256 of the interpreter's tag, where its
+packages come from (the indexes, and the package itself when it installs its own files) and
+the lock, so
 every function, version and layer asking for the same set shares one read-only tree
 (``<root>/<key>/``, a ``--target`` folder: packages at its top, scripts in ``bin/``), and two
 functions that pin different versions of a package get different ones.
@@ -87,8 +89,9 @@ class Environments:
     ) -> tuple[Environment, bool]:
         """The ready environment of ``lock`` fetched from ``sources`` (see
         :func:`environment_key`), installed here (and recorded) unless some node did it
-        already. Returns it and whether it was reused (nothing installed anywhere). ``cwd``
-        is the unpacked package (for paths inside it). Raises :class:`InstallError`."""
+        already. Returns it and whether it was reused (the set was installed before; this
+        node may still have installed the stored lock for itself). ``cwd`` is the unpacked
+        package (for paths inside it). Raises :class:`InstallError`."""
         key = self.key_for(lock, sources)
         blank = Environment(
             key=key,
@@ -105,7 +108,7 @@ class Environments:
                 if self.local_path(key).is_dir():
                     return env, True
                 on_line(f"environment {key[:12]} is installed on another node; installing it here")
-                await self._materialize(env, cwd=cwd, on_line=on_line)
+                await self._install(env, cwd=cwd, on_line=on_line)
                 return env, True
             if env.builder == self._node and env.status is EnvironmentStatus.BUILDING:
                 return await self._build(env, cwd=cwd, on_line=on_line), False
@@ -126,7 +129,7 @@ class Environments:
             raise NotFound(
                 f"environment {key} is not installed", code="ResourceNotFound.Environment"
             )
-        await self._materialize(env, cwd=self._root, on_line=lambda line: None)
+        await self._install(env, cwd=self._root, on_line=lambda line: None)
         return local
 
     async def sweep(self, grace_s: float) -> list[str]:
@@ -169,9 +172,6 @@ class Environments:
         if not await self._store.finish_environment(ready, self._node):
             logger.warning("environment %s: another node took over its install", env.key)
         return ready
-
-    async def _materialize(self, env: Environment, *, cwd: Path, on_line: LineSink) -> None:
-        await self._install(env, cwd=cwd, on_line=on_line)
 
     async def _install(
         self, env: Environment, *, cwd: Path, on_line: LineSink

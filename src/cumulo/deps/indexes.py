@@ -41,19 +41,31 @@ class IndexConfig:
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     def installer_args(self) -> list[str]:
-        """The options that give the installer exactly these indexes."""
+        """The installer's options for these settings, but the index URLs (which may carry
+        credentials, and go in :meth:`installer_env` so that no process list shows them)."""
         args: list[str] = []
         if self.no_index:
             args.append("--no-index")
-        elif self.index_url:
-            args += ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
         for link in self.find_links:
             args += ["--find-links", link]
         for host in self.trusted_hosts:
             args += ["--allow-insecure-host", host]
         return args
+
+    def installer_env(self) -> dict[str, str]:
+        """The index URLs, as the installer's (uv's) environment variables."""
+        env: dict[str, str] = {}
+        if self.index_url and not self.no_index:
+            env["UV_INDEX_URL"] = self.index_url
+        if self.extra_index_urls and not self.no_index:
+            env["UV_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+        return env
+
+    def fingerprint(self) -> list[str]:
+        """Everything that decides where packages come from (part of an environment's
+        key)."""
+        env = self.installer_env()
+        return [*self.installer_args(), *(f"{k}={v}" for k, v in sorted(env.items()))]
 
     def describe(self) -> str:
         """One line for the server's start-up report (no credentials)."""

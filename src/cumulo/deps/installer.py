@@ -7,8 +7,9 @@ for cumulo's clean interpreter, with the host's index settings (:mod:`.indexes`)
 options, pip's index semantics (``--index-strategy unsafe-best-match``: the best version on
 any index, as pip picks), no uv configuration file of the package or the host
 (``--no-config``), bytecode compiled at install (the trees are read-only, and a zygote
-imports numpy and pandas in a quarter of the time with it), and nothing of the server's
-environment but ``PATH``, ``HOME``, the locale and proxy settings.
+imports numpy and pandas in a quarter of the time with it), a ``HOME`` of its own, and
+nothing of the server's environment but ``PATH``, the locale, proxy settings and the CA
+bundle. Index URLs go in its environment, not on its command line.
 
 Every line the installer prints goes to the caller's sink as it comes (the build log).
 """
@@ -33,7 +34,7 @@ LineSink = Callable[[str], None]
 
 DEFAULT_INSTALL_TIMEOUT_S = 600.0
 #: Variables of the server's environment the installer may see.
-_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
                "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE")  # fmt: skip
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([^\s;]+)")
 #: The box-drawing and bullet characters uv decorates its errors with.
@@ -113,6 +114,8 @@ def tree_size(root: Path) -> int:
 class UvInstaller:
     """See the module docstring. ``uv`` is the binary, ``python`` the clean interpreter,
     ``cache_dir`` uv's cache (``None``: uv's default, shared with the host's own uv).
+    ``home`` is the installer's ``HOME`` (a folder of its own: a package's build script must
+    not find the operator's ``.netrc``, SSH keys or git credentials).
     ``indexes`` may be replaced before a build starts (the server reads pip's settings when
     it starts)."""
 
@@ -124,15 +127,17 @@ class UvInstaller:
         indexes: IndexConfig,
         cache_dir: Path | None = None,
         timeout_s: float = DEFAULT_INSTALL_TIMEOUT_S,
+        home: Path | None = None,
     ) -> None:
         self._uv = uv
         self._python = python
         self.indexes = indexes
         self._cache_dir = cache_dir
         self._timeout_s = timeout_s
+        self._home = home
 
     def source_args(self) -> list[str]:
-        return self.indexes.installer_args()
+        return self.indexes.fingerprint()
 
     def _common(self) -> list[str]:
         args = ["--python", str(self._python), "--no-config", "--color", "never"]
@@ -169,6 +174,10 @@ class UvInstaller:
         """Run uv; its stdout, while each stderr line goes to ``on_line``."""
         env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env.update(self.indexes.installer_env())
+        if self._home is not None:
+            self._home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            env["HOME"] = str(self._home)
         if self.indexes.cert:
             env["SSL_CERT_FILE"] = self.indexes.cert
         try:

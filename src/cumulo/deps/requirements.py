@@ -27,12 +27,14 @@ _FILE_OPTIONS = {"-r": "requirement", "--requirement": "requirement",
                  "-c": "constraint", "--constraint": "constraint"}  # fmt: skip
 _INDEX_OPTIONS = frozenset({"-i", "--index-url", "--extra-index-url", "--no-index",
                             "-f", "--find-links", "--trusted-host"})  # fmt: skip
-#: Options passed on as they are.
-_PLAIN_OPTIONS = frozenset({"--pre", "--prefer-binary", "--only-binary", "--no-binary",
-                            "--require-hashes", "--hash"})  # fmt: skip
+#: Options passed on to the install as they are (they decide which files are chosen).
+_PLAIN_OPTIONS = frozenset({"--pre", "--prefer-binary", "--only-binary", "--no-binary"})
+#: URL schemes fetched like any download; anything else (``git+ssh`` with the host's keys,
+#: ``git+file`` of a folder outside the package, ...) is refused.
+_REMOTE_SCHEMES = frozenset({"http", "https", "git+http", "git+https"})
 _TAKES_VALUE = frozenset(
     {*_FILE_OPTIONS, *(_INDEX_OPTIONS - {"--no-index"}), "--only-binary", "--no-binary",
-     "--hash", "-e", "--editable"}
+     "-e", "--editable"}
 )  # fmt: skip
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _MAX_FILES = 20
@@ -106,6 +108,9 @@ def _check_file(path: Path, scan: _Scan) -> int:
     count = 0
     for number, line in _logical_lines(text):
         where = f"{name} line {number}"
+        if "${" in line:
+            # The installer would put variables of the server's environment there.
+            raise RequirementsError(f"{where}: environment variables (${{...}}) are not expanded")
         if line.startswith("-"):
             count += _check_option(line, where, path.parent, scan)
         else:
@@ -143,9 +148,14 @@ def _check_option(line: str, where: str, base: Path, scan: _Scan) -> int:
     except ValueError as exc:
         raise RequirementsError(f"{where}: cannot be read: {exc}") from exc
     option, _, inline = words[0].partition("=")
-    value = inline or (words[1] if len(words) > 1 else "")
-    if option in _TAKES_VALUE and not value:
+    takes = option in _TAKES_VALUE
+    value = inline or (words[1] if takes and len(words) > 1 else "")
+    if takes and not value:
         raise RequirementsError(f"{where}: {option} needs a value")
+    if len(words) > (1 if inline or not takes else 2):
+        raise RequirementsError(f"{where}: one option per line, please: {line!r}")
+    if option in ("--hash", "--require-hashes"):
+        raise _no_hashes(where)
     if option in ("-e", "--editable"):
         raise RequirementsError(
             f"{where}: editable installs ({option}) are not supported: the environment is "
@@ -167,26 +177,54 @@ def _check_option(line: str, where: str, base: Path, scan: _Scan) -> int:
                 f"{where}: {option} is not allowed in requirements files on this server; "
                 "functions install from the indexes the operator set"
             )
-        if option in ("-f", "--find-links") and not _URL.match(value):
-            value = str(_inside(base / value, root, where, option))
-            scan.local = True
-        elif option in ("-f", "--find-links") and value.startswith("file:"):
-            _inside(Path(unquote(urlparse(value).path)), root, where, option)
-            scan.local = True
+        if option in ("-f", "--find-links", "-i", "--index-url", "--extra-index-url"):
+            local = _local_path(value, base, where, option)
+            if local is not None:
+                value = str(_inside(local, root, where, option))
+                scan.local = True
         scan.sources.append(f"{option} {value}".strip())
         return 0
     if option in _PLAIN_OPTIONS:
+        scan.sources.append(f"{option} {value}".strip())
         return 0
     raise RequirementsError(
         f"{where}: option {option} is not supported here (supported: -r, -c, --index-url, "
         "--extra-index-url, --find-links, --no-index, --pre, --only-binary, --no-binary, "
-        "--prefer-binary, --require-hashes)"
+        "--prefer-binary)"
+    )
+
+
+def _no_hashes(where: str) -> RequirementsError:
+    return RequirementsError(
+        f"{where}: hash-checking (--hash, --require-hashes) is not supported yet: the "
+        "environment installs the resolved pins; drop the hashes (e.g. pip-compile without "
+        "--generate-hashes)"
+    )
+
+
+def _local_path(target: str, base: Path, where: str, what: str) -> Path | None:
+    """The path ``target`` names on this machine (a relative path from ``base``, or a
+    ``file:`` URL), ``None`` for a URL fetched over the network. Raises for any other
+    scheme."""
+    if not _URL.match(target):
+        return base / target
+    parsed = urlparse(target)
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
+        return Path(unquote(parsed.path))
+    if scheme in _REMOTE_SCHEMES:
+        return None
+    raise RequirementsError(
+        f"{where}: {what} {target}: only http(s) and git+http(s) URLs, or paths inside the "
+        "code package, can be installed"
     )
 
 
 def _check_requirement(line: str, where: str, base: Path, root: Path) -> bool:
     """Check one requirement line; whether it installs something from the package."""
-    spec = re.split(r"\s+--hash[=\s]", line)[0].strip()
+    if re.search(r"\s--hash[=\s]", line):
+        raise _no_hashes(where)
+    spec = line
     head = spec.split(";")[0].strip()
     if _URL.match(head) or _looks_like_path(head):
         target = head
@@ -198,9 +236,9 @@ def _check_requirement(line: str, where: str, base: Path, root: Path) -> bool:
         if requirement.url is None:
             return False
         target = requirement.url
-    if _URL.match(target) and not target.startswith("file:"):
+    path = _local_path(target, base, where, "a requirement at")
+    if path is None:
         return False  # a remote archive or VCS link: fetched like any download
-    path = Path(unquote(urlparse(target).path)) if target.startswith("file:") else base / target
     found = _inside(path, root, where, "a local path")
     if not found.exists():
         raise RequirementsError(f"{where}: {target}: no such file or folder in the package")
@@ -209,7 +247,7 @@ def _check_requirement(line: str, where: str, base: Path, root: Path) -> bool:
 
 def _looks_like_path(head: str) -> bool:
     """A bare path (``./vendor/pkg``, ``wheels/x.whl``), not ``name[extra] @ url``."""
-    if head.startswith((".", "/", "~", "file:")):
+    if head.startswith((".", "/", "~")) or head.lower().startswith("file:"):
         return True
     if "@" in head or _URL.match(head):
         return False

@@ -249,12 +249,12 @@ class Builder:
             raise BuildFailed(str(exc)) from exc
         if reused:
             writer.platform(
-                f"environment {env.key[:12]} is installed already ({_mb(env.size_bytes)}): "
-                "nothing to install"
+                f"environment {env.key[:12]} is installed already "
+                f"({v.megabytes(env.size_bytes)}): nothing to install"
             )
         else:
             writer.platform(
-                f"installed {len(env.packages)} package(s), {_mb(env.size_bytes)}, "
+                f"installed {len(env.packages)} package(s), {v.megabytes(env.size_bytes)}, "
                 f"in {env.build_ms / 1000:.1f} s (environment {env.key[:12]})"
             )
         return replace(
@@ -327,15 +327,29 @@ class Builder:
                 "state_reason": done.reason,
                 "updated_at": now,
             }
-        fn = await self._store.apply_build(function_id, done.id, changes)
+        fn = await self._store.apply_build(function_id, done.id, self._node, changes)
         if fn is None:
             writer.platform("a newer upload of this function's code superseded this build")
             return done
         if fn.state is FunctionState.FAILED and fn.ready:
             writer.platform("the function keeps serving its last good code")
+        elif fn.state is FunctionState.FAILED:
+            await self._settle_waiting(fn, done.reason)
         for listener in self._listeners:
             await listener(fn)
         return done
+
+    async def _settle_waiting(self, fn: Function, reason: str) -> None:
+        """The first build failed: invocations that waited for it have no code to run."""
+        message = f"the function's build failed, so there is no code to run this: {reason}"
+        error = {"type": "FunctionBuildFailed", "message": message, "traceback": ""}
+        for request_id in await self._store.settle_queued(fn.id, error, time.time()):
+            writer = self._logs.open(request_id)
+            writer.platform(message)
+            await writer.flushed()
+            self._logs.forget(request_id)
+            payload = orjson.dumps({"kind": "status", "status": "failed"})
+            await self._bus.publish(subject(request_id), payload)
 
     async def _check_size(self, done: Build) -> None:
         assert done.function_id is not None
@@ -347,7 +361,3 @@ class Builder:
             parts["environment"] = done.installed_bytes
         parts.update(await self._layers.sizes(fn.layers))
         v.check_function_size(parts, self._s)
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"

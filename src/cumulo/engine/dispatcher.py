@@ -34,7 +34,7 @@ from cumulo.engine.outcome import apply_outcome
 from cumulo.engine.versions import Versions
 from cumulo.errors import CumuloError, FunctionNotFound, NotFound
 from cumulo.metrics import Metrics
-from cumulo.models import LATEST, Function, Invocation, Status, TerminateMode
+from cumulo.models import LATEST, Function, FunctionState, Invocation, Status, TerminateMode
 from cumulo.runtime.base import Pool, RunOutcome, RunRequest
 from cumulo.runtime.codecache import CodeCache
 from cumulo.settings import Settings
@@ -83,6 +83,8 @@ class Dispatcher:
         #: Functions with no code to run yet: id → (namespace, name), read again each
         #: discovery round (another node's build may have made them ready).
         self._not_ready: dict[str, tuple[str, str]] = {}
+        #: Functions whose first build failed: nothing of theirs is claimed.
+        self._failed: set[str] = set()
         self._leased: dict[str, Invocation] = {}
         self._terminating: dict[str, TerminateMode] = {}
         #: Runs whose lease the heartbeat found gone (recovery elsewhere owns their fate).
@@ -120,9 +122,15 @@ class Dispatcher:
         else:
             self._limited.pop(fn.id, None)
         if not fn.ready and fn.version == LATEST:
-            self._not_ready[fn.id] = (fn.namespace, fn.name)
-        elif self._not_ready.pop(fn.id, None) is not None:
-            self.hint(fn.id)  # its queued rows can run now
+            if fn.state is FunctionState.PENDING:
+                self._not_ready[fn.id] = (fn.namespace, fn.name)
+            else:  # failed: its waiting rows were settled; nothing to watch until an upload
+                self._not_ready.pop(fn.id, None)
+                self._failed.add(fn.id)
+        else:
+            self._failed.discard(fn.id)
+            if self._not_ready.pop(fn.id, None) is not None:
+                self.hint(fn.id)  # its queued rows can run now
 
     async def _learn_functions(self) -> None:
         """Read every function's config (and limit) from the store."""
@@ -193,7 +201,7 @@ class Dispatcher:
         for fid in list(self._with_work):
             if free <= 0:
                 break
-            if fid in self._not_ready:
+            if fid in self._not_ready or fid in self._failed:
                 continue  # no code to run yet; it is woken when a build makes it ready
             limit = self._limited.get(fid)
             room = free if limit is None else min(free, limit - self._per_function[fid])

@@ -20,7 +20,7 @@ from typing import Any
 from cumulo.engine import validation as v
 from cumulo.engine.builds import Builder
 from cumulo.engine.layers import Layers
-from cumulo.errors import AsyncRunLocked, FunctionChanged, InvalidParameter
+from cumulo.errors import AsyncRunLocked, FunctionChanged, FunctionUnavailable, InvalidParameter
 from cumulo.models import Build, BuildTarget, Function, FunctionState, LayerRef
 from cumulo.settings import Settings
 from cumulo.store.base import FunctionStore
@@ -159,6 +159,11 @@ class Functions:
                     "async_run is chosen when a function is created and can never change; "
                     "create a new function to switch async execution "
                     + ("off" if current.async_run else "on")
+                )
+            if "handler" in body and current.state is FunctionState.PENDING:
+                raise FunctionUnavailable(
+                    f"function {name} is building new code; change the handler with that "
+                    "code's upload (PUT .../code?handler=), or once the build ended"
                 )
             changed = self._apply(current, body)
             if "handler" in body or "layers" in body:

@@ -220,8 +220,8 @@ def check_unpacked_size(unpacked_bytes: int, settings: Settings) -> None:
     limit = settings.max_function_bytes
     if unpacked_bytes > limit:
         raise LimitExceeded(
-            f"the code package unpacks to {_mb(unpacked_bytes)}, over the limit of "
-            f"{_mb(limit)} for a function's code, layers and environment together "
+            f"the code package unpacks to {megabytes(unpacked_bytes)}, over the limit of "
+            f"{megabytes(limit)} for a function's code, layers and environment together "
             "(the server's --max-function-mb)",
             code="LimitExceeded.CodeUnpackedSize",
         )
@@ -234,15 +234,16 @@ def check_function_size(parts: dict[str, int], settings: Settings) -> None:
     limit = settings.max_function_bytes
     total = sum(parts.values())
     if total > limit:
-        shown = ", ".join(f"{name} {_mb(size)}" for name, size in parts.items())
+        shown = ", ".join(f"{name} {megabytes(size)}" for name, size in parts.items())
         raise LimitExceeded(
-            f"the function would take {_mb(total)} unpacked ({shown}), over the limit of "
-            f"{_mb(limit)} (the server's --max-function-mb)",
+            f"the function would take {megabytes(total)} unpacked ({shown}), over the limit of "
+            f"{megabytes(limit)} (the server's --max-function-mb)",
             code="LimitExceeded.FunctionSize",
         )
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
+    """``12.3 MB`` (decimal megabytes, as the limits are given)."""
     return f"{size / 1e6:.1f} MB"
 
 

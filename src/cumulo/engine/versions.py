@@ -53,12 +53,14 @@ class Versions:
     async def publish(self, namespace: str, name: str, description: str = "") -> FunctionVersion:
         """Snapshot the function's serving code and configuration (with its installed
         environment and layers) as its next version. Raises ``FunctionUnavailable`` while
-        the function has no code that runs yet. A build in progress is not part of it."""
+        the function has no code that runs yet, or while new code builds (which would be
+        ambiguous: the version would hold the old code)."""
         fn = await self._functions.get(namespace, name)
-        if not fn.ready:
+        if not fn.ready or fn.state is FunctionState.PENDING:
             raise FunctionUnavailable(
-                f"function {name} has no code that runs yet ({fn.state.value}); publish a "
-                "version once it is active"
+                f"function {name} is {fn.state.value}: "
+                + ("its new code is still building" if fn.ready else "it has no code that runs")
+                + "; publish a version once it is active"
             )
         fn = replace(fn, state=FunctionState.ACTIVE, state_reason="", build_id=None)
         published = await self._store.publish_version(fn, _description(description), time.time())

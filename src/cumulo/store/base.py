@@ -248,10 +248,17 @@ class BuildStore(Protocol):
         to ``node_id`` until ``until``."""
 
     async def apply_build(
-        self, function_id: str, build_id: str, changes: Mapping[str, Any]
+        self, function_id: str, build_id: str, node_id: str, changes: Mapping[str, Any]
     ) -> Function | None:
         """Set ``changes`` on the function (revision + 1) while ``build_id`` is its latest
-        build; ``None`` when superseded (or the function is gone)."""
+        build and runs on ``node_id``; ``None`` when superseded, taken over by another node,
+        or the function is gone."""
+
+    async def settle_queued(
+        self, function_id: str, error: Mapping[str, Any], now: float
+    ) -> list[str]:
+        """End the function's queued invocations as ``failed`` with ``error`` (its first
+        build failed: there is no code to run them); their request ids."""
 
 
 class EnvironmentStore(Protocol):

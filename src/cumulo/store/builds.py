@@ -12,6 +12,7 @@ builder's lease ran out) and only its holder installs; everyone else waits for i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -26,9 +27,10 @@ from cumulo.models import (
     Function,
     FunctionState,
     LayerVersion,
+    Status,
 )
 from cumulo.store.engine import insert_ignoring_conflicts, is_unique_violation
-from cumulo.store.schema import function_from_row, function_versions, functions
+from cumulo.store.schema import function_from_row, function_versions, functions, invocations
 from cumulo.store.schema_builds import (
     build_from_row,
     build_values,
@@ -115,11 +117,23 @@ def take_orphaned_builds(
 
 
 def apply_build(
-    conn: sa.Connection, function_id: str, build_id: str, changes: Mapping[str, Any]
+    conn: sa.Connection,
+    function_id: str,
+    build_id: str,
+    node_id: str,
+    changes: Mapping[str, Any],
 ) -> Function | None:
     """Set ``changes`` (columns) on the function and bump its revision, only while
-    ``build_id`` is still its latest build; the function as written, or ``None`` when a
-    newer build (or a deleted function) superseded this one."""
+    ``build_id`` is still its latest build and still running on ``node_id``; the function as
+    written, or ``None`` when a newer build (or a deleted function, or another node that
+    took the build over) superseded this one."""
+    held = conn.scalar(
+        sa.select(_b.id).where(
+            _b.id == build_id, _b.node_id == node_id, _b.status == BuildStatus.BUILDING.value
+        )
+    )
+    if held is None:
+        return None
     updated = conn.execute(
         sa.update(functions)
         .where(_f.id == function_id, _f.build_id == build_id)
@@ -128,6 +142,34 @@ def apply_build(
     if not updated.rowcount:
         return None
     return function_from_row(conn.execute(sa.select(functions).where(_f.id == function_id)).one())
+
+
+def settle_queued(
+    conn: sa.Connection, function_id: str, error: Mapping[str, Any], now: float
+) -> list[str]:
+    """End every queued invocation of a function that has no code to run (its first build
+    failed) as ``failed`` with ``error``; their request ids."""
+    ids = list(
+        conn.scalars(
+            sa.select(invocations.c.request_id).where(
+                invocations.c.function_id == function_id,
+                invocations.c.status == Status.QUEUED.value,
+            )
+        )
+    )
+    if ids:
+        conn.execute(
+            sa.update(invocations)
+            .where(invocations.c.request_id.in_(ids), invocations.c.status == Status.QUEUED.value)
+            .values(
+                status=Status.FAILED.value,
+                error=orjson.dumps(dict(error)).decode(),
+                finished_at=now,
+                duration_ms=0.0,
+                billed_duration_ms=0,
+            )
+        )
+    return ids
 
 
 def delete_function_builds(conn: sa.Connection, function_id: str) -> list[str]:
@@ -156,6 +198,10 @@ def claim_environment(
         conn.execute(insert_ignoring_conflicts(conn, environments), fresh)
         return get_environment(conn, env.key) or env
     current = environment_from_row(row)
+    if current.status is EnvironmentStatus.READY and current.unused_since is not None:
+        # Asked for again: a sweep must not remove it before the asker's function uses it.
+        conn.execute(sa.update(environments).where(_e.key == env.key).values(unused_since=None))
+        return replace(current, unused_since=None)
     stale = current.status is EnvironmentStatus.BUILDING and (current.lease_expires_at or 0) < now
     if current.status is EnvironmentStatus.FAILED or stale:
         conn.execute(

@@ -55,9 +55,14 @@ class BuildsFacade:
         return await self._write(q.take_orphaned_builds, node_id, now, until, self.exclusive)
 
     async def apply_build(
-        self, function_id: str, build_id: str, changes: Mapping[str, Any]
+        self, function_id: str, build_id: str, node_id: str, changes: Mapping[str, Any]
     ) -> Function | None:
-        return await self._write(q.apply_build, function_id, build_id, dict(changes))
+        return await self._write(q.apply_build, function_id, build_id, node_id, dict(changes))
+
+    async def settle_queued(
+        self, function_id: str, error: Mapping[str, Any], now: float
+    ) -> list[str]:
+        return await self._write(q.settle_queued, function_id, dict(error), now)
 
     async def get_function_by_id(self, function_id: str) -> Function:
         """Raises ``FunctionNotFound``."""

@@ -226,6 +226,12 @@ async def update_function_code(call: ScfCall) -> dict[str, Any]:
     package = v.package_code({"zip_base64": zip_b64}, call.core.settings)
     handler = call.optional_text("Handler")
     install = call.flag("InstallDependency", default=True)
+    if call.flag("Publish") and install and package.has_requirements:
+        raise InvalidParameter(
+            "Publish with a requirements.txt to install: the code builds first; call "
+            "PublishVersion once GetFunction's Status is Active",
+            code="InvalidParameterValue.Publish",
+        )
     await call.core.functions.put_code(namespace, name, package, handler, install)
     if call.flag("Publish"):
         await call.core.versions.publish(namespace, name)
