@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import socket
 import subprocess
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,12 +365,12 @@ async def test_subscriptions_outlive_a_dropped_connection(tmp_path: Path) -> Non
                 got.append(raw)
 
         terminate_loop = asyncio.create_task(loop())
-        await other.publish("terminate.node1", b"before")
-        for _ in range(100):
-            if got:
-                break
-            await asyncio.sleep(0.02)
-        assert got == [b"before"]
+        # At most once: on a loaded machine the first message may be lost; say it again.
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            await other.publish("terminate.node1", b"before")
+            await asyncio.sleep(0.2)
+        assert got and set(got) == {b"before"}
     # The server is gone: publishing is buffered, not an error; the loop goes on.
     await node.publish("invocation.x", b"while down")
     await asyncio.sleep(0.5)
@@ -385,3 +387,9 @@ async def test_subscriptions_outlive_a_dropped_connection(tmp_path: Path) -> Non
         await node.close()
         await other.close()
     await asyncio.wait_for(terminate_loop, 2)
+    del node, other, sub, terminate_loop
+    # The connection the server dropped left a stream writer behind in the client; collect it
+    # now, while this test's loop runs, rather than in whichever test comes next.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
