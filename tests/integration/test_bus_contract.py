@@ -387,7 +387,7 @@ async def test_subscriptions_outlive_a_dropped_connection(tmp_path: Path) -> Non
         await node.close()
         await other.close()
     await asyncio.wait_for(terminate_loop, 2)
-    del node, other, sub, terminate_loop
+    del node, other
     # The connection the server dropped left a stream writer behind in the client; collect it
     # now, while this test's loop runs, rather than in whichever test comes next.
     with warnings.catch_warnings():
